@@ -1,0 +1,285 @@
+"""Labelled image sources: image folders, CIFAR batches, the digits demo set, .npz and manifests.
+
+Every source is an :class:`ImageSource`: a fixed, indexable list of images with integer
+labels (-1 when unknown) and class names. :func:`open_source` picks the right one for a
+path, so the CLI and library only ever pass a string around.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgeres.data.preprocess import to_rgb
+from edgeres.errors import EdgeresError, UsageError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ArraySource",
+    "FileListSource",
+    "ImageSource",
+    "UnreadableImageError",
+    "folder_source",
+    "npz_source",
+    "open_source",
+]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+_EXPECTED = (
+    "expected a folder of images (one subfolder per class, or images directly), "
+    "a CIFAR batches folder, a .npz file, a .txt manifest or 'digits'"
+)
+
+
+class UnreadableImageError(EdgeresError):
+    """One image file could not be opened or decoded (corrupt, truncated, not an image)."""
+
+
+class ImageSource(ABC):
+    """A fixed list of images with labels (-1 where unknown) and class names."""
+
+    class_names: tuple[str, ...]
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def labels(self) -> np.ndarray:
+        """int64 array of length ``len(self)``; -1 where the class is unknown."""
+
+    @abstractmethod
+    def load(self, i: int) -> Image.Image:
+        """Image ``i`` as RGB; raises :class:`UnreadableImageError` when it cannot be decoded."""
+
+    @abstractmethod
+    def name(self, i: int) -> str:
+        """A short, human-readable name for image ``i`` (a path or an index)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line saying what this source is, for logs and reports."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(len(self)) and bool((self.labels >= 0).all())
+
+    def _check_index(self, i: int) -> int:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"image index {i} out of range for {n} images")
+        return i % n
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.describe()}>"
+
+
+class FileListSource(ImageSource):
+    """Image files on disk, each with a label (image folders, flat folders, manifests)."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: Sequence[int] | np.ndarray,
+        class_names: Sequence[str],
+        *,
+        root: Path,
+        kind: str = "image folder",
+    ) -> None:
+        self.paths: tuple[Path, ...] = tuple(Path(p) for p in paths)
+        self._labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(self._labels) != len(self.paths):
+            raise ValueError(f"{len(self._labels)} labels for {len(self.paths)} files")
+        self.class_names = tuple(class_names)
+        self.root = Path(root)
+        self.kind = kind
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    def name(self, i: int) -> str:
+        return str(self.paths[self._check_index(i)])
+
+    def load(self, i: int) -> Image.Image:
+        path = self.paths[self._check_index(i)]
+        try:
+            with Image.open(path) as img:
+                img.load()
+                return to_rgb(img)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise UnreadableImageError(f"cannot read image {path}: {reason}") from exc
+
+    def describe(self) -> str:
+        classes = f"{self.num_classes} classes" if self.class_names else "no labels"
+        return f"{self.kind} {self.root} ({len(self)} images, {classes})"
+
+
+class ArraySource(ImageSource):
+    """Images held in memory as uint8 (N, H, W, 3) or grayscale (N, H, W)."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: Sequence[int] | np.ndarray | None,
+        class_names: Sequence[str],
+        *,
+        description: str,
+    ) -> None:
+        if images.dtype != np.uint8:
+            raise UsageError(f"{description}: images must be uint8 (0..255), got {images.dtype}")
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+            raise UsageError(f"{description}: images must be (N, H, W, 3) or (N, H, W), got {images.shape}")
+        n = len(images)
+        lab = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(lab) != n:
+            raise UsageError(f"{description}: {len(lab)} labels for {n} images; give one label per image")
+        if class_names and len(lab) and lab.max() >= len(class_names):
+            raise UsageError(
+                f"{description}: label {int(lab.max())} but only {len(class_names)} class names; "
+                "give one name per class"
+            )
+        self.images = images
+        self._labels = lab
+        self.class_names = tuple(str(c) for c in class_names)
+        self.description = description
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    def name(self, i: int) -> str:
+        return f"image {self._check_index(i)} of {self.description}"
+
+    def load(self, i: int) -> Image.Image:
+        return to_rgb(Image.fromarray(self.images[self._check_index(i)]))
+
+    def describe(self) -> str:
+        classes = f"{self.num_classes} classes" if self.class_names else "no class names"
+        h, w = self.images.shape[1:3]
+        return f"{self.description} ({len(self)} images {w}x{h}, {classes})"
+
+
+def _is_image(entry: os.DirEntry[str]) -> bool:
+    return os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file()
+
+
+def _images_in(folder: Path, recursive: bool) -> list[Path]:
+    found: list[Path] = []
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if _is_image(entry):
+            found.append(Path(entry.path))
+        elif recursive and entry.is_dir():
+            found.extend(_images_in(Path(entry.path), recursive=True))
+    return found
+
+
+def folder_source(root: str | Path) -> FileListSource:
+    """A folder with one subfolder per class (sorted names = class indices), or flat images.
+
+    Hidden entries (names starting with '.') are ignored; class subfolders are searched
+    recursively. A flat folder gives labels -1 and no class names.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder; {_EXPECTED}")
+    with os.scandir(root) as it:
+        subdirs = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    per_class = {name: _images_in(root / name, recursive=True) for name in subdirs}
+    if any(per_class.values()):
+        paths = [p for name in subdirs for p in per_class[name]]
+        labels = [k for k, name in enumerate(subdirs) for _ in per_class[name]]
+        return FileListSource(paths, labels, subdirs, root=root, kind="image folder")
+    flat = _images_in(root, recursive=False)
+    if not flat:
+        with os.scandir(root) as it:
+            empty = next(it, None) is None
+        what = "is empty" if empty else "has no images (.jpg, .jpeg, .png, .bmp, .webp)"
+        raise UsageError(f"folder {root} {what}; {_EXPECTED}")
+    return FileListSource(flat, [-1] * len(flat), (), root=root, kind="flat image folder")
+
+
+def npz_source(path: str | Path) -> ArraySource:
+    """A .npz with ``images`` (N, H, W, 3) or (N, H, W) uint8, optional ``labels`` and ``class_names``."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "images" not in npz.files:
+                raise UsageError(f"{path} has no 'images' array (found: {', '.join(npz.files) or 'nothing'})")
+            images = npz["images"]
+            labels = npz["labels"] if "labels" in npz.files else None
+            names = [str(c) for c in npz["class_names"]] if "class_names" in npz.files else []
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path} as a .npz of images ({exc})") from exc
+    return ArraySource(images, labels, names, description=f"npz file {path}")
+
+
+def open_source(spec: str | Path, *, split: str | None = None) -> ImageSource:
+    """Open whatever ``spec`` names as an :class:`ImageSource`.
+
+    * ``"digits"`` (the literal name): scikit-learn's embedded 8x8 digits, as 32x32 RGB;
+      write ``./digits`` for a folder of that name;
+    * a folder holding ``cifar-10-batches-py`` / ``cifar-100-python``, or the batches
+      themselves (``data_batch_1`` ... or a CIFAR-100 ``train`` pickle): CIFAR, ``split``
+      "train" (default) or "test";
+    * any other folder: class subfolders, or a flat folder of images;
+    * a ``.npz`` file, or a ``.txt`` manifest written by :func:`write_manifest`.
+
+    ``split`` only applies to CIFAR; for other sources use :func:`split_indices`.
+    """
+    if str(spec) == "digits":
+        from edgeres.data.digits import digits_source
+
+        _no_split(spec, split)
+        return digits_source()
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UsageError(f"{path} does not exist; {_EXPECTED}")
+    if path.is_dir():
+        from edgeres.data.cifar import find_cifar
+
+        cifar = find_cifar(path)
+        if cifar is not None:
+            from edgeres.data.cifar import cifar_source
+
+            return cifar_source(cifar, split=split or "train")
+        _no_split(spec, split)
+        return folder_source(path)
+    _no_split(spec, split)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return npz_source(path)
+    if suffix == ".txt":
+        from edgeres.data.manifest import read_manifest
+
+        return read_manifest(path)
+    raise UsageError(f"{path} is a {suffix or 'extensionless'} file; {_EXPECTED}")
+
+
+def _no_split(spec: str | Path, split: str | None) -> None:
+    if split is not None:
+        raise UsageError(
+            f"split '{split}' only applies to CIFAR batch folders, not {spec}; "
+            "hold out images with a validation fraction instead"
+        )
