@@ -70,6 +70,8 @@ class ModelMeta:
     arch: str | None
     num_classes: int
     class_names: tuple[str, ...] = ()
+    #: Builder keywords beyond num_classes, e.g. {"shortcut": "B"} for a CIFAR net.
+    arch_options: Mapping[str, Any] = field(default_factory=dict)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     provenance: Provenance = field(default_factory=Provenance)
 
@@ -91,6 +93,7 @@ class ModelMeta:
         """Plain data (lists, numbers, strings): safe for JSON and weights_only loading."""
         d = dataclasses.asdict(self)
         d["class_names"] = list(self.class_names)
+        d["arch_options"] = dict(self.arch_options)
         pre = d["preprocessing"]
         pre["input_size"] = list(self.preprocessing.input_size)
         pre["mean"] = list(self.preprocessing.mean)
@@ -114,6 +117,7 @@ class ModelMeta:
                 arch=d.get("arch"),
                 num_classes=int(d["num_classes"]),
                 class_names=tuple(str(c) for c in d.get("class_names") or ()),
+                arch_options=dict(d.get("arch_options") or {}),
                 preprocessing=Preprocessing(**pre),
                 provenance=Provenance(**prov),
             )
