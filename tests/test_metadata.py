@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeres.errors import UsageError
+from edgeres.metadata import ModelMeta, Preprocessing, Provenance, parse_input_size, parse_triple
+
+
+def test_round_trip_through_json_keeps_every_field() -> None:
+    meta = ModelMeta(
+        arch="resnet20",
+        num_classes=3,
+        class_names=("a", "b", "c"),
+        arch_options={"shortcut": "B"},
+        preprocessing=Preprocessing(input_size=(32, 48), mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6)),
+        provenance=Provenance(dataset="x", epochs=3, accuracy=0.5),
+    )
+    again = ModelMeta.from_json(meta.to_json())
+    assert again == meta
+    assert json.loads(meta.to_json())["preprocessing"]["input_size"] == [32, 48]
+
+
+def test_class_names_must_match_the_number_of_outputs() -> None:
+    with pytest.raises(UsageError, match="2 class names"):
+        ModelMeta(arch=None, num_classes=3, class_names=("a", "b"))
+
+
+def test_labels_fall_back_to_indices() -> None:
+    assert ModelMeta(arch=None, num_classes=3).labels == ("0", "1", "2")
+
+
+def test_resize_follows_the_imagenet_rule_and_leaves_small_inputs_alone() -> None:
+    assert Preprocessing(input_size=(224, 224)).resize_to == 256
+    assert Preprocessing(input_size=(32, 32)).resize_to == 32
+
+
+@pytest.mark.parametrize("text, expected", [("224", (224, 224)), ("32x48", (32, 48)), ("32,48", (32, 48))])
+def test_parse_input_size(text: str, expected: tuple[int, int]) -> None:
+    assert parse_input_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "1x2x3", "0", "-3"])
+def test_parse_input_size_rejects_nonsense(text: str) -> None:
+    with pytest.raises(UsageError):
+        Preprocessing(input_size=parse_input_size(text))
+
+
+def test_parse_triple() -> None:
+    assert parse_triple("0.5,0.25,1", "--mean") == (0.5, 0.25, 1.0)
+    with pytest.raises(UsageError, match="--std"):
+        parse_triple("1,2", "--std")
+
+
+def test_malformed_metadata_is_a_user_error() -> None:
+    with pytest.raises(UsageError, match="malformed"):
+        ModelMeta.from_dict({"arch": "x"})
+    with pytest.raises(UsageError, match="not valid JSON"):
+        ModelMeta.from_json("{")
