@@ -1,0 +1,213 @@
+"""One interface for every inference backend, in the manner of Polygraphy's runners.
+
+A :class:`Runner` is a context manager: ``activate()`` loads the model (builds the
+ONNX Runtime session, moves the module to its device), ``infer()`` turns a float32
+NCHW batch into float32 logits, ``deactivate()`` lets it go. Heavy packages
+(torch, onnxruntime, tensorrt) are imported only by the backend modules, so
+``import edgeres.runners`` stays light.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Runner", "make_runner"]
+
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "tensorrt")
+ENGINE_SUFFIXES: tuple[str, ...] = (".engine", ".plan", ".trt")
+Shape = tuple[int | None, ...]
+
+
+class Runner(abc.ABC):
+    """Runs one classifier: ``infer(float32 NCHW batch) -> float32 (N, classes) logits``."""
+
+    #: Backend name: "torch", "onnxruntime", "tensorrt".
+    name: str = "runner"
+
+    def __init__(self) -> None:
+        self._active = False
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def activate(self) -> Runner:
+        """Load the model; idempotent. Returns the runner for chaining."""
+        if not self._active:
+            self._activate()
+            self._active = True
+        return self
+
+    def deactivate(self) -> None:
+        """Release the model; idempotent."""
+        if self._active:
+            self._active = False
+            self._deactivate()
+
+    @property
+    def is_active(self) -> bool:
+        return self._active
+
+    def __enter__(self) -> Runner:
+        return self.activate()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.deactivate()
+
+    @abc.abstractmethod
+    def _activate(self) -> None: ...
+
+    @abc.abstractmethod
+    def _deactivate(self) -> None: ...
+
+    # -- description ------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def input_name(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def input_shape(self) -> Shape:
+        """(N, C, H, W); None marks a dynamic dimension."""
+
+    @property
+    @abc.abstractmethod
+    def device(self) -> str:
+        """Where it runs: cpu, cuda, cuda:1, ..."""
+
+    @property
+    @abc.abstractmethod
+    def precision(self) -> str:
+        """Its arithmetic: fp32, fp16, int8."""
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device} ({self.precision})"
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "inactive"
+        return f"<{type(self).__name__} {self.describe()}, {state}>"
+
+    # -- inference --------------------------------------------------------------------------------
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (float32, shape (N, classes)) for a float32 NCHW batch."""
+        if not self._active:
+            raise EdgeresError(
+                f"{self.name} runner is not active; use it in a `with` block or call activate()"
+            )
+        batch = self._check_batch(batch)
+        out = np.asarray(self._infer(batch), dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != batch.shape[0]:
+            raise EdgeresError(
+                f"{self.name} model returned shape {tuple(out.shape)} for a batch of {batch.shape[0]}; "
+                "a classifier must return (N, classes) logits"
+            )
+        return out
+
+    def _check_batch(self, batch: np.ndarray) -> np.ndarray:
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4:
+            shape = getattr(batch, "shape", type(batch).__name__)
+            raise UsageError(f"a batch must be a 4-D NCHW numpy array, got {shape}")
+        if not np.issubdtype(batch.dtype, np.floating):
+            raise UsageError(f"a batch must hold floats (normalized pixels), got {batch.dtype}")
+        expected = self.input_shape
+        for got, want in zip(batch.shape, expected, strict=False):
+            if want is not None and got != want:
+                raise UsageError(
+                    f"batch shape {tuple(batch.shape)} does not fit "
+                    f"the model's input {format_shape(expected)}"
+                )
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+    @abc.abstractmethod
+    def _infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def format_shape(shape: Sequence[int | str | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def make_runner(
+    source: str | os.PathLike[str] | nn.Module,
+    backend: str = "auto",
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str = "fp32",
+    providers: Sequence[str] | None = None,
+    arch: str | None = None,
+) -> Runner:
+    """A runner for ``source``, an ``nn.Module`` or a file, chosen by ``backend``.
+
+    With ``backend="auto"``: ``.onnx`` runs on ONNX Runtime, ``.engine``/``.plan``/``.trt``
+    on TensorRT, an ``nn.Module`` or any other file (checkpoint, TorchScript, ``.pt2``,
+    state_dict with ``arch``) on PyTorch. The runner is returned inactive.
+    """
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    if not isinstance(source, (str, os.PathLike)):
+        if backend not in ("auto", "torch"):
+            raise UsageError(f"a PyTorch module runs on the torch backend, not {backend}")
+        return _torch_runner(source, device, precision, threads)
+
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"model file '{path}' does not exist")
+    if path.is_dir():
+        raise UsageError(f"'{path}' is a folder; give the model file (.pt, .onnx, .engine)")
+    suffix = path.suffix.lower()
+    if backend == "auto":
+        backend = "onnxruntime" if suffix == ".onnx" else "tensorrt" if suffix in ENGINE_SUFFIXES else "torch"
+    if backend == "tensorrt":
+        return _tensorrt_runner(path, device)
+    if backend == "onnxruntime":
+        if suffix in ENGINE_SUFFIXES:
+            raise UsageError(f"'{path}' is a TensorRT engine; run it with the tensorrt backend")
+        from edgeres.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, providers=providers, device=device, threads=threads)
+    if suffix == ".onnx" or suffix in ENGINE_SUFFIXES:
+        raise UsageError(f"the torch backend runs PyTorch models, not '{path.name}'; use backend auto")
+    from edgeres.loading import load_model
+
+    return _torch_runner(load_model(path, arch).require_module(), device, precision, threads)
+
+
+def _torch_runner(module: Any, device: str, precision: str, threads: int | None) -> Runner:
+    from torch import nn
+
+    from edgeres.runners.torch_runner import TorchRunner
+
+    if not isinstance(module, nn.Module):
+        raise UsageError(f"cannot run a {type(module).__name__}; give an nn.Module or a model file")
+    return TorchRunner(module, device=device, precision=precision, threads=threads)
+
+
+def _tensorrt_runner(path: Path, device: str) -> Runner:
+    if importlib.util.find_spec("tensorrt") is None:
+        raise MissingDependencyError(
+            f"running '{path.name}' needs TensorRT, which is not installed; "
+            "`pip install edgeres[tensorrt]` (on a Jetson, use JetPack's TensorRT)"
+        )
+    try:
+        module = importlib.import_module("edgeres.runners.tensorrt_runner")
+    except ModuleNotFoundError as exc:
+        if exc.name != "edgeres.runners.tensorrt_runner":
+            raise MissingDependencyError(
+                f"the TensorRT runner needs the package '{exc.name}', which is not installed"
+            ) from exc
+        raise EdgeresError("this edgeres version has no TensorRT runner yet; upgrade edgeres") from exc
+    runner: Runner = module.TensorRTRunner(path, device=device)
+    return runner
