@@ -8,6 +8,7 @@ status; ``--debug`` (or EDGERES_DEBUG=1) shows the traceback instead.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -89,7 +90,8 @@ def load_from_options(model: str, **opts: Any) -> Any:
 )
 @click.version_option(__version__, "--version", prog_name="edgeres")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
-def cli(debug: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also print informational log lines.")
+def cli(debug: bool, verbose: bool) -> None:
     """Take a ResNet classifier from PyTorch to a fast INT8 engine, and measure what changed.
 
     \b
@@ -100,6 +102,26 @@ def cli(debug: bool) -> None:
     """
     if debug:
         _DEBUG["on"] = True
+    _setup_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+
+
+class _LevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(level: int) -> None:
+    """Library log lines (skipped images, exporter fallbacks) go to stderr as 'warning: ...'."""
+    logger = logging.getLogger("edgeres")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_edgeres_cli", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelFormatter())
+    handler._edgeres_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 @cli.command("models")
@@ -191,6 +213,88 @@ def create_cmd(
         arch_options=options,
     )
     click.echo(f"wrote {path}")
+
+
+@cli.command("export")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="ONNX file [default: MODEL with .onnx]."
+)
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (17 or newer).")
+@click.option("--static-batch", is_flag=True, help="Fix the batch size to 1 instead of a dynamic batch axis.")
+@click.option(
+    "--no-fold-bn", is_flag=True, help="Keep BatchNorm nodes instead of folding them into the convs."
+)
+@click.option(
+    "--exporter",
+    type=click.Choice(["auto", "dynamo", "torchscript"]),
+    default="auto",
+    show_default=True,
+    help="auto: torch.export (dynamo) first, the TorchScript exporter when it fails.",
+)
+@click.option("--verify-data", help="Images to verify on besides random inputs (any data source).")
+@click.option("--verify-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--atol", type=float, default=1e-3, show_default=True, help="Largest logit difference allowed.")
+@model_options
+def export_cmd(
+    model: str,
+    output: str | None,
+    opset: int,
+    static_batch: bool,
+    no_fold_bn: bool,
+    exporter: str,
+    verify_data: str | None,
+    verify_size: int,
+    atol: float,
+    **opts: Any,
+) -> None:
+    """Export MODEL to ONNX: BatchNorm folded, checked, and verified against PyTorch.
+
+    The model's metadata (classes, input size, mean/std, architecture) travels
+    in the ONNX file, so later stages need no flags. The export is compared with
+    PyTorch on random inputs (and on real images with --verify-data): the
+    largest logit difference and the top-1 agreement are printed, and the
+    command fails, writing nothing, beyond --atol.
+
+    \b
+    Examples:
+      edgeres export resnet20.pt -o resnet20.onnx
+      edgeres export runs/r56/best.pt --verify-data ./cifar10/val
+      edgeres export weights.pth --arch resnet50 --num-classes 1000 -o resnet50.onnx
+    """
+    from edgeres.export import export_onnx
+
+    loaded = load_from_options(model, **opts)
+    module = loaded.require_module()
+    real = None
+    if verify_data:
+        real = _sample_images(verify_data, loaded.meta, verify_size)
+    result = export_onnx(
+        module,
+        loaded.meta,
+        output or str(Path(model).with_suffix(".onnx")),
+        opset=opset,
+        dynamic_batch=not static_batch,
+        fold_bn=not no_fold_bn,
+        exporter=exporter,
+        real_inputs=real,
+        atol=atol,
+    )
+    if result.verification is not None:
+        for check in result.verification.checks:
+            click.echo(f"verified {check.summary()}")
+    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, opset {result.opset})")
+
+
+def _sample_images(spec: str, meta: Any, size: int) -> Any:
+    """A class-stratified sample of ``size`` preprocessed images from any data source."""
+    import numpy as np
+
+    from edgeres.data import iter_batches, open_source, stratified_sample
+
+    source = open_source(spec)
+    indices = stratified_sample(source.labels, size, seed=0)
+    return np.concatenate([x for x, _ in iter_batches(source, indices, meta.preprocessing)])
 
 
 @cli.command("inspect")
