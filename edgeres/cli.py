@@ -297,6 +297,31 @@ def _sample_images(spec: str, meta: Any, size: int) -> Any:
     return np.concatenate([x for x, _ in iter_batches(source, indices, meta.preprocessing)])
 
 
+@cli.command("calib-set")
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.option("--size", type=click.IntRange(min=1), default=512, show_default=True, help="Images to pick.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
+def calib_set_cmd(data: str, size: int, output: str, seed: int) -> None:
+    """Pick a calibration set from an image folder and write it as a manifest.
+
+    The sample is class-stratified with a fixed seed; the manifest lists each
+    image's path relative to DATA with its SHA-256, so the set can be committed,
+    reviewed and reproduced, and a changed image is caught before it changes the
+    INT8 ranges. Pass the manifest wherever a calibration folder is accepted.
+
+    \b
+    Examples:
+      edgeres calib-set ./cifar10/train --size 512 -o calibration/cifar10-512.txt
+      edgeres calib-set ./imagenet/train --size 1024 --seed 1 -o calibration/imagenet-1024.txt
+    """
+    from edgeres.data.calibset import make_calibration_set
+
+    result = make_calibration_set(data, size, output, seed=seed)
+    counts = ", ".join(f"{k} {v}" for k, v in result.per_class.items())
+    click.echo(f"wrote {result.path}: {result.num_images} images ({counts})")
+
+
 @cli.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @model_options

@@ -1,0 +1,48 @@
+"""`edgeres calib-set`: a stratified, reproducible, hash-checked calibration manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from edgeres.data import open_source, read_manifest
+from edgeres.errors import UsageError
+
+
+def _folder(root: Path, per_class: dict[str, int]) -> Path:
+    for name, n in per_class.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (i * 10 % 256, len(name), 7)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_calib_set_is_stratified_reproducible_and_readable(run_cli, tmp_path: Path) -> None:
+    data = _folder(tmp_path / "data", {"a": 30, "b": 10})
+    out1, out2 = tmp_path / "c1.txt", tmp_path / "c2.txt"
+    r = run_cli("calib-set", str(data), "--size", "8", "-o", str(out1))
+    assert r.code == 0, r.err
+    assert "8 images (a 6, b 2)" in r.out
+    assert run_cli("calib-set", str(data), "--size", "8", "-o", str(out2)).code == 0
+    lines = lambda p: [x for x in p.read_text().splitlines() if not x.startswith("#")]  # noqa: E731
+    assert lines(out1) == lines(out2)
+    source = open_source(out1)
+    assert len(source) == 8 and source.class_names == ("a", "b")
+    assert sorted(source.labels.tolist()) == [0] * 6 + [1] * 2
+
+
+def test_calib_set_detects_a_changed_image(run_cli, tmp_path: Path) -> None:
+    data = _folder(tmp_path / "data", {"a": 3, "b": 3})
+    out = tmp_path / "c.txt"
+    assert run_cli("calib-set", str(data), "--size", "6", "-o", str(out)).code == 0
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(data / "a" / "0.png")
+    with pytest.raises(UsageError, match=r"a/0\.png.*calib-set"):
+        read_manifest(out)
+
+
+def test_calib_set_refuses_non_folders(run_cli, tmp_path: Path) -> None:
+    r = run_cli("calib-set", str(tmp_path / "missing"), "-o", str(tmp_path / "c.txt"))
+    assert r.code == 2
+    assert not (tmp_path / "c.txt").exists()
