@@ -1,0 +1,309 @@
+"""Train a network of the zoo on a labelled image data set: ``train(settings) -> TrainResult``.
+
+The images are decoded once into a uint8 tensor (:mod:`edgeres.train.tensor_cache`); every
+step gathers a batch from it, augments and normalizes it on the training device
+(:mod:`edgeres.train.augment`) and takes one SGD step (:class:`TrainStep`). After every
+epoch the held-out images are scored and rank 0 writes, each atomically:
+
+* ``out/best.pt`` when validation accuracy improved, then ``out/last.pt`` (weights plus the
+  optimizer, scheduler, epoch and every random state), both edgeres checkpoints whose
+  :class:`~edgeres.metadata.ModelMeta` later stages read;
+* ``out/metrics.csv`` and ``out/metrics.json``, one row per epoch (:data:`METRIC_COLUMNS`).
+
+``resume=True`` continues from ``out/last.pt`` exactly where the last completed epoch left
+off: on the same device and thread count the weights come out bit-identical to an
+uninterrupted run. A diverged run (non-finite loss) stops before writing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgeres.errors import EdgeresError, UsageError
+from edgeres.models import get_model, get_spec
+from edgeres.train import distributed as dist_
+from edgeres.train.augment import Augment, input_stats
+from edgeres.train.schedule import (
+    METRIC_COLUMNS,
+    best_row,
+    check_same_data,
+    load_resume,
+    lr_factor,
+    make_scheduler,
+    restore_progress,
+    save_progress,
+    with_epoch,
+)
+from edgeres.train.settings import TrainResult, TrainSettings
+from edgeres.train.tensor_cache import prepare_data
+
+__all__ = ["METRIC_COLUMNS", "TrainStep", "evaluate", "train"]
+
+log = logging.getLogger("edgeres.train")
+
+
+class TrainStep:
+    """One training step, exactly as :func:`train` takes it: augment, forward, loss, backward, SGD
+    step, schedule step, and running loss/accuracy sums kept on the device (no sync per step)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        augment: Augment,
+        *,
+        label_smoothing: float = 0.0,
+        amp: bool = False,
+        scaler: torch.amp.GradScaler | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.scheduler, self.augment = model, optimizer, scheduler, augment
+        self.device = augment.device
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.amp, self.scaler = amp, scaler
+        self.sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct
+        self.seen = 0  # images, counted on the host: a device scalar would cost a copy and a sync per step
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        x = self.augment.train(images)
+        y = labels.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            logits = self.model(x)
+            loss = self.criterion(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.scheduler.step()
+        with torch.no_grad():
+            correct = (logits.argmax(1) == y).sum()
+            self.sums += torch.stack([loss.detach().double() * len(y), correct.double()])
+        self.seen += len(y)
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.seen = 0
+
+    def totals(self) -> torch.Tensor:
+        """(loss sum, correct, images) on the device, ready for an all-reduce."""
+        return torch.cat([self.sums, self.sums.new_tensor([float(self.seen)])])
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, augment: Augment, batch_size: int, amp: bool
+) -> torch.Tensor:
+    """(loss sum, correct, count) of ``model`` on uint8 ``images``, plain cross-entropy, eval mode."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(2, dtype=torch.float64, device=augment.device)
+    for start in range(0, len(labels), batch_size):
+        x = augment.eval(images[start : start + batch_size])
+        y = labels[start : start + batch_size].to(augment.device)
+        with torch.autocast(augment.device.type, dtype=torch.float16, enabled=amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, reduction="sum")
+        sums += torch.stack([loss.double(), (logits.argmax(1) == y).sum().double()])
+    model.train(was_training)
+    return torch.cat([sums, sums.new_tensor([float(len(labels))])])
+
+
+def train(
+    settings: TrainSettings,
+    *,
+    resume: bool | str | os.PathLike[str] = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Run ``settings``; see the module docstring. Works alone or under torchrun (one process per GPU).
+
+    ``resume``: True continues ``out/last.pt``; a path continues that checkpoint (writing into
+    ``out``). Without it, an ``out`` that already holds last.pt/best.pt is refused unless
+    ``overwrite``. ``stop_after`` stops after that many epochs of this call (as if killed).
+    """
+    info = dist_.detect()
+    device = dist_.pick_device(settings.device, info)
+    amp = settings.amp if settings.amp is not None else device.type == "cuda"
+    if amp and device.type != "cuda":
+        raise UsageError("mixed precision (amp) needs a CUDA GPU; drop amp or train on 'cuda'")
+    if stop_after is not None and stop_after < 1:
+        raise UsageError(f"stop_after must be at least 1, got {stop_after}")
+    out = settings.out
+    source = None if resume is False else out / "last.pt" if resume is True else Path(resume)
+    taken = [p.name for p in (out / "last.pt", out / "best.pt") if p.exists()]
+    if source is None and taken and not overwrite:
+        raise UsageError(
+            f"{out} already holds a training run ({', '.join(taken)}); resume it, choose another "
+            "output folder, or overwrite it"
+        )
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output folder {out} is a file; choose another output folder")
+    if info.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgeresError(f"cannot create output folder {out} ({exc.strerror}); choose another") from exc
+    dist_.setup(info, device)
+    threads = torch.get_num_threads()
+    try:
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        with warnings.catch_warnings():
+            # GradScaler skips the optimizer step when gradients overflow; the schedule still advances.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            return _run(settings, info, device, amp, source, progress, stop_after)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(
+    s: TrainSettings,
+    info: dist_.DistInfo,
+    device: torch.device,
+    amp: bool,
+    source: Path | None,
+    progress: bool,
+    stop_after: int | None,
+) -> TrainResult:
+    from tqdm import tqdm
+
+    show = progress and info.is_main
+    saved = load_resume(source, s, info) if source is not None else None
+    prep = prepare_data(s, get_spec(s.arch).preprocessing.input_size, info, progress)
+    record = {"settings": s.to_dict(), "split": prep.split, "world_size": info.world_size}
+    record["data"] = {
+        "description": prep.data.description,
+        "fingerprint": prep.data.fingerprint,
+        "images": len(prep.data),
+        "skipped": len(prep.data.skipped),
+    }
+    if saved is not None:
+        check_same_data(saved, record, source)
+        meta = saved["meta"]
+    else:
+        mean, std = input_stats(prep.data.class_names, prep.data.images, prep.train_idx)
+        meta = s.model_meta(prep.data.class_names, mean, std)
+    torch.manual_seed(s.seed)
+    random.seed(s.seed)
+    np.random.seed(s.seed)
+    model = get_model(s.arch, num_classes=meta.num_classes, **dict(s.arch_options))
+    channels_last = s.channels_last if s.channels_last is not None else device.type == "cuda"
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = torch.optim.SGD(model.parameters(), s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    steps = math.ceil(math.ceil(len(prep.train_idx) / info.world_size) / s.batch_size)
+    scheduler = make_scheduler(
+        optimizer, epochs=s.epochs, steps_per_epoch=steps, warmup_epochs=s.warmup_epochs, schedule=s.schedule
+    )
+    scaler = torch.amp.GradScaler("cuda") if amp else None
+    generator = torch.Generator()
+    generator.manual_seed(s.seed * 1_000_003 + info.rank)
+    history: list[dict[str, Any]] = []
+    if saved is not None:
+        history = restore_progress(saved, model, optimizer, scheduler, scaler, generator, info)
+    net = dist_.wrap_model(model, info, device)
+    augment = Augment(meta.preprocessing.mean, meta.preprocessing.std, device, generator=generator,
+                      channels_last=channels_last)  # fmt: skip
+    step = TrainStep(
+        net, optimizer, scheduler, augment, label_smoothing=s.label_smoothing, amp=amp, scaler=scaler
+    )
+    images = prep.data.images
+    if device.type == "cuda" and images.numel() < (4 << 30):
+        images = images.to(device)
+    labels = prep.data.labels.to(images.device)
+    pool = torch.from_numpy(prep.train_idx)
+    mine = slice(info.rank, None, info.world_size)  # this rank's share of the validation images
+    val_images, val_labels = prep.val_images[mine].to(images.device), prep.val_labels[mine]
+    start = len(history)
+    for epoch in range(start, s.epochs):
+        t0 = time.perf_counter()
+        order = dist_.shard(pool, epoch, s.seed, info).to(images.device)
+        step.reset()
+        net.train()
+        bar = tqdm(order.split(s.batch_size), desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch",
+                   disable=not show, leave=False)  # fmt: skip
+        shown = t0
+        for idx in bar:
+            step(images[idx], labels[idx])
+            if show and time.perf_counter() - shown > 0.5:
+                shown = time.perf_counter()
+                loss, correct = step.sums.tolist()
+                seen = step.seen
+                rate = seen * info.world_size / (shown - t0)
+                bar.set_postfix_str(f"loss {loss / seen:.4f} acc {correct / seen:.2%} {rate:.0f} img/s")
+        bar.close()
+        dist_.average_buffers(model, info)
+        train_seconds = time.perf_counter() - t0
+        loss, correct, seen = dist_.all_reduce_sum(step.totals(), info).tolist()
+        # Never save garbage. Under AMP an overflowing step is skipped (and its loss may be inf),
+        # so there only non-finite weights count as divergence.
+        if not _finite(model) or (not amp and not math.isfinite(loss)):
+            raise EdgeresError(
+                f"training diverged at epoch {epoch + 1} (loss {loss}); lower the learning rate or add "
+                f"warm-up epochs; {s.out / 'last.pt'} still holds the last good epoch"
+            )
+        last_step = (epoch + 1) * steps - 1
+        lr = s.lr * lr_factor(last_step, s.epochs * steps, s.warmup_epochs * steps, s.schedule)
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": loss / seen}
+        row.update(train_acc=correct / seen, val_loss=None, val_acc=None)
+        if prep.split["num_val"]:
+            v = evaluate(model, val_images, val_labels, augment, 2 * s.batch_size, amp)
+            v = dist_.all_reduce_sum(v, info)
+            row.update(val_loss=float(v[0] / v[2]), val_acc=float(v[1] / v[2]))
+        row.update(seconds=time.perf_counter() - t0, images_per_s=seen / train_seconds)
+        history.append(row)
+        state: dict[str, Any] = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        state["data_rng"] = dist_.all_gather(generator.get_state(), info, device)
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        if info.is_main:
+            save_progress(s.out, model, meta, history, record, state)
+        _report(row, s.epochs, show)
+        if stop_after is not None and epoch + 1 - start >= stop_after:
+            break
+    dist_.barrier(info)
+    model.eval()
+    best = best_row(history)
+    return TrainResult(
+        out=s.out, last=s.out / "last.pt", best=s.out / "best.pt", metrics_csv=s.out / "metrics.csv",
+        metrics_json=s.out / "metrics.json", epochs_completed=len(history), finished=len(history) == s.epochs,
+        best_epoch=best["epoch"] if best else None, best_val_acc=best["val_acc"] if best else None,
+        history=tuple(history), meta=with_epoch(meta, history[-1] if history else None),
+        skipped_images=len(prep.data.skipped), model=model,
+    )  # fmt: skip
+
+
+def _finite(model: nn.Module) -> bool:
+    values = [t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack(values).all()) if values else True
+
+
+def _report(row: dict[str, Any], epochs: int, show: bool) -> None:
+    val = "" if row["val_acc"] is None else f", val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}"
+    line = (
+        f"epoch {row['epoch']}/{epochs}: lr {row['lr']:.4g}, train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.2%}{val}, {row['seconds']:.1f} s, {row['images_per_s']:.0f} img/s"
+    )
+    log.info("%s", line)
+    if show:
+        from tqdm import tqdm
+
+        tqdm.write(line)
