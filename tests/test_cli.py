@@ -18,12 +18,18 @@ def test_help_lists_the_commands(run_cli) -> None:
 
 
 def test_every_command_has_examples_in_its_help(run_cli) -> None:
+    import click
+
     from edgeres.cli import cli
 
-    for name in cli.commands:
-        r = run_cli(name, "--help")
-        assert r.code == 0, name
-        assert "Examples:" in r.out and f"edgeres {name}" in r.out, name
+    paths = [[name] for name in cli.commands]
+    paths += [
+        [name, sub] for name, c in cli.commands.items() if isinstance(c, click.Group) for sub in c.commands
+    ]
+    for path in paths:
+        r = run_cli(*path, "--help")
+        assert r.code == 0, path
+        assert "Examples:" in r.out and f"edgeres {' '.join(path)}" in r.out, path
 
 
 def test_version(run_cli) -> None:

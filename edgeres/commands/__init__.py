@@ -1,0 +1,27 @@
+"""The CLI's commands, one module per stage; ``edgeres.cli`` adds them to the group.
+
+Each module imports only click at the top, so ``edgeres --help`` starts fast and
+works without the heavy or optional packages.
+"""
+
+from __future__ import annotations
+
+import click
+
+from edgeres.commands import export, models, train
+
+COMMANDS: tuple[click.Command, ...] = (
+    models.models_cmd,
+    models.info_cmd,
+    models.create_cmd,
+    models.inspect_cmd,
+    export.export_cmd,
+    export.calib_set_cmd,
+    train.train_cmd,
+    train.experiment_group,
+)
+
+
+def register(group: click.Group) -> None:
+    for command in COMMANDS:
+        group.add_command(command)

@@ -1,0 +1,81 @@
+"""Options shared by several commands, defined once, and the helpers that read them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+#: How to read a model from outside edgeres; shared by every command that loads one.
+model_options = compose(
+    click.option("--arch", help="Architecture of a bare state_dict (see `edgeres models`)."),
+    click.option(
+        "--num-classes", type=click.IntRange(min=1), help="Number of outputs, when the file lacks it."
+    ),
+    click.option(
+        "--classes",
+        help="Class names: a comma-separated list, or a text file with one name per line.",
+    ),
+    click.option(
+        "--input-size",
+        help="Input height and width, e.g. 224 or 32x32 [default: the architecture's, else 224].",
+    ),
+    click.option("--mean", help="Normalization mean per RGB channel [default: ImageNet 0.485,0.456,0.406]."),
+    click.option("--std", help="Normalization std per RGB channel [default: ImageNet 0.229,0.224,0.225]."),
+    click.option(
+        "--unsafe-pickle",
+        is_flag=True,
+        help="Allow a file that holds a whole pickled nn.Module. Runs code from the file: trust it first.",
+    ),
+)
+
+
+def class_names(classes: str | None) -> tuple[str, ...] | None:
+    """``--classes``: a comma-separated list, or a text file with one name per line."""
+    if not classes:
+        return None
+    p = Path(classes)
+    raw = p.read_text().splitlines() if p.is_file() else classes.split(",")
+    return tuple(n.strip() for n in raw if n.strip())
+
+
+def load_from_options(model: str, **opts: Any) -> Any:
+    """Turn the shared model options into a :func:`edgeres.load_model` call."""
+    from edgeres.loading import MetaOverrides, load_model
+    from edgeres.metadata import parse_input_size, parse_triple
+
+    overrides = MetaOverrides(
+        num_classes=opts.get("num_classes"),
+        class_names=class_names(opts.get("classes")),
+        input_size=parse_input_size(opts["input_size"]) if opts.get("input_size") else None,
+        mean=parse_triple(opts["mean"], "--mean") if opts.get("mean") else None,
+        std=parse_triple(opts["std"], "--std") if opts.get("std") else None,
+    )
+    return load_model(
+        model, opts.get("arch"), overrides=overrides, unsafe_pickle=opts.get("unsafe_pickle", False)
+    )
+
+
+def sample_images(spec: str, meta: Any, size: int) -> Any:
+    """A class-stratified sample of ``size`` preprocessed images from any data source."""
+    import numpy as np
+
+    from edgeres.data import iter_batches, open_source, stratified_sample
+
+    source = open_source(spec)
+    indices = stratified_sample(source.labels, size, seed=0)
+    return np.concatenate([x for x, _ in iter_batches(source, indices, meta.preprocessing)])
