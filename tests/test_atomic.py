@@ -29,3 +29,13 @@ def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> N
 def test_missing_output_folder_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(EdgeresError, match="does not exist"):
         write_text_atomic(tmp_path / "nope" / "out.txt", "x")
+
+
+def test_written_files_get_the_usual_mode(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "out.txt"
+    write_text_atomic(target, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
