@@ -201,13 +201,7 @@ def _tensorrt_runner(path: Path, device: str) -> Runner:
             f"running '{path.name}' needs TensorRT, which is not installed; "
             "`pip install edgeres[tensorrt]` (on a Jetson, use JetPack's TensorRT)"
         )
-    try:
-        module = importlib.import_module("edgeres.runners.tensorrt_runner")
-    except ModuleNotFoundError as exc:
-        if exc.name != "edgeres.runners.tensorrt_runner":
-            raise MissingDependencyError(
-                f"the TensorRT runner needs the package '{exc.name}', which is not installed"
-            ) from exc
-        raise EdgeresError("this edgeres version has no TensorRT runner yet; upgrade edgeres") from exc
-    runner: Runner = module.TensorRTRunner(path, device=device)
-    return runner
+    from edgeres.runners.tensorrt_runner import TensorRTRunner
+
+    # An engine runs only on a GPU: the CPU default of the other backends means "the default GPU" here.
+    return TensorRTRunner(path, device="cuda" if device == "cpu" else device)

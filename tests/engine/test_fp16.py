@@ -1,0 +1,176 @@
+"""Float16 conversion: float32 I/O, float16 weights, outputs close to float32, Q/DQ models stay valid."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeres.engine.fp16 import FP16_QDQ_OPSET, PRECISION_KEY, convert_fp16, model_precision
+from edgeres.errors import MissingDependencyError, UsageError
+from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD, Preprocessing
+from tests.conftest import CIFAR10_CLASSES, CIFAR_TRAIN
+from tests.engine import export_resnet20, quantize_qdq, random_images, run_onnxruntime, top1_agreement
+
+needs_converter = pytest.mark.skipif(
+    importlib.util.find_spec("onnxconverter_common") is None,
+    reason="onnxconverter-common is not installed (pip install edgeres[tensorrt])",
+)
+PRE = Preprocessing(input_size=(32, 32), mean=CIFAR10_MEAN, std=CIFAR10_STD)
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_resnet20(tmp_path_factory.mktemp("fp16") / "r20.onnx")
+
+
+@pytest.fixture(scope="module")
+def fp16(fp32: Path) -> Path:
+    if importlib.util.find_spec("onnxconverter_common") is None:
+        pytest.skip("onnxconverter-common is not installed (pip install edgeres[tensorrt])")
+    return convert_fp16(fp32, fp32.with_name("r20.fp16.onnx"))
+
+
+@pytest.fixture(scope="module")
+def qdq(fp32: Path) -> Path:
+    return quantize_qdq(fp32, fp32.with_name("r20.int8.onnx"))
+
+
+@needs_converter
+def test_fp16_keeps_float32_io_and_metadata(fp32: Path, fp16: Path) -> None:
+    model = onnx.load(str(fp16))
+    onnx.checker.check_model(model, full_check=True)
+    graph = model.graph
+    assert [i.type.tensor_type.elem_type for i in graph.input] == [TensorProto.FLOAT]
+    assert [o.type.tensor_type.elem_type for o in graph.output] == [TensorProto.FLOAT]
+    floats = [t for t in graph.initializer if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)]
+    assert floats and all(t.data_type == TensorProto.FLOAT16 for t in floats)
+    casts = [n for n in graph.node if n.op_type == "Cast" and n.attribute[0].i in (1, 10)]
+    assert len(casts) == 2  # float32 in, float32 out: nothing else crosses precisions
+    before = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+    after = {p.key: p.value for p in model.metadata_props}
+    assert after.pop(PRECISION_KEY) == "fp16" and after == before
+    assert model_precision(model) == "fp16" and model_precision(onnx.load(str(fp32))) == "fp32"
+    assert fp16.stat().st_size < 0.6 * fp32.stat().st_size
+    assert not list(fp16.parent.glob(".*tmp"))
+
+
+@needs_converter
+def test_fp16_agrees_with_fp32_on_random_inputs(fp32: Path, fp16: Path) -> None:
+    x = random_images(256)
+    ref, got = run_onnxruntime(fp32, x), run_onnxruntime(fp16, x)
+    assert got.dtype == np.float32 and got.shape == (256, 10)
+    assert top1_agreement(ref, got) >= 0.95
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
+
+
+@needs_converter
+@pytest.mark.realdata
+@pytest.mark.skipif(not CIFAR_TRAIN.is_dir(), reason=f"{CIFAR_TRAIN} is not here")
+def test_fp16_agrees_with_fp32_on_real_images(fp32: Path, fp16: Path) -> None:
+    from PIL import Image
+
+    from edgeres.data.preprocess import preprocess
+
+    files = [p for cls in CIFAR10_CLASSES for p in sorted((CIFAR_TRAIN / cls).iterdir())[:10]]
+    x = np.stack([preprocess(Image.open(p), PRE) for p in files]).astype(np.float32)
+    assert x.shape == (100, 3, 32, 32)
+    assert top1_agreement(run_onnxruntime(fp32, x), run_onnxruntime(fp16, x)) >= 0.95
+
+
+@needs_converter
+def test_qdq_model_becomes_int8_with_float16_scales(qdq: Path) -> None:
+    assert model_precision(onnx.load(str(qdq))) == "int8"
+    out = convert_fp16(qdq, qdq.with_name("r20.int8.fp16.onnx"))
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert model_precision(model) == "int8+fp16"
+    assert {p.key: p.value for p in model.metadata_props}[PRECISION_KEY] == "int8+fp16"
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    assert opset >= FP16_QDQ_OPSET  # float16 scales need opset 19
+    init = {t.name: t for t in model.graph.initializer}
+    qdq_nodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq_nodes) >= 40
+    for node in qdq_nodes:  # one precision for every scale, int8 zero points untouched
+        assert init[node.input[1]].data_type == TensorProto.FLOAT16
+        if len(node.input) > 2:
+            assert init[node.input[2]].data_type == TensorProto.INT8
+    x = random_images(128, seed=3)
+    assert top1_agreement(run_onnxruntime(qdq, x), run_onnxruntime(out, x)) >= 0.95
+
+
+def test_scales_that_float16_cannot_hold_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    from edgeres.engine.fp16 import _check_scales
+
+    before = {"s": np.array([1e-6, 0.01, 0.25])}
+    after = {"s": before["s"].astype(np.float16).astype(np.float64)}
+    with caplog.at_level("WARNING", logger="edgeres.engine.fp16"):
+        _check_scales(before, after, "m.onnx")
+    assert "1 of 3 Q/DQ scales of m.onnx" in caplog.text and "without --fp16" in caplog.text
+    caplog.clear()
+    _check_scales({"s": before["s"][1:]}, {"s": after["s"][1:]}, "m.onnx")
+    assert not caplog.text
+
+
+@needs_converter
+def test_block_list_keeps_ops_in_float32(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.standard_normal((5, 3)).astype(np.float32), "W")
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("Gemm", ["flat", "W"], ["scores"], transB=1),
+            helper.make_node("Softmax", ["scores"], ["probs"], name="softmax"),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 4, 4])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 5])],
+        [weights],
+    )
+    src = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+
+    def softmax_input_producer(path: Path) -> str:
+        model = onnx.load(str(path))
+        producer = {out: n for n in model.graph.node for out in n.output}
+        softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
+        return producer[softmax.input[0]].op_type
+
+    assert softmax_input_producer(convert_fp16(src, tmp_path / "default.onnx")) == "Cast"  # kept float32
+    assert softmax_input_producer(convert_fp16(src, tmp_path / "all.onnx", op_block_list=[])) == "Gemm"
+    by_name = convert_fp16(src, tmp_path / "named.onnx", op_block_list=[], node_block_list=["softmax"])
+    assert softmax_input_producer(by_name) == "Cast"
+    x = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_onnxruntime(tmp_path / "all.onnx", x), run_onnxruntime(src, x), atol=2e-3)
+    with pytest.raises(UsageError, match="not found"):
+        convert_fp16(src, tmp_path / "x.onnx", node_block_list=["nope"])
+
+
+@needs_converter
+def test_refusals(fp32: Path, fp16: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="already float16"):
+        convert_fp16(fp16, tmp_path / "again.onnx")
+    with pytest.raises(UsageError, match="new file"):
+        convert_fp16(fp32, fp32)
+    with pytest.raises(UsageError, match="does not exist"):
+        convert_fp16(tmp_path / "missing.onnx", tmp_path / "out.onnx")
+    with pytest.raises(UsageError, match="folder"):
+        convert_fp16(fp32, tmp_path)
+    assert not (tmp_path / "again.onnx").exists()
+
+
+def test_missing_converter_says_what_to_install(
+    fp32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxconverter_common", None)  # import now raises ImportError
+    with pytest.raises(
+        MissingDependencyError, match=r"onnxconverter-common: pip install edgeres\[tensorrt\]"
+    ):
+        convert_fp16(fp32, tmp_path / "out.onnx")
+    assert not list(tmp_path.iterdir())
