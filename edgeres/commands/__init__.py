@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from edgeres.commands import export, models, train
+from edgeres.commands import engine, export, models, quantize, train
 
 COMMANDS: tuple[click.Command, ...] = (
     models.models_cmd,
@@ -17,6 +17,10 @@ COMMANDS: tuple[click.Command, ...] = (
     models.inspect_cmd,
     export.export_cmd,
     export.calib_set_cmd,
+    quantize.quantize_cmd,
+    quantize.eval_cmd,
+    engine.build_engine_cmd,
+    engine.convert_fp16_cmd,
     train.train_cmd,
     train.experiment_group,
 )

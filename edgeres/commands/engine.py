@@ -1,0 +1,98 @@
+"""TensorRT engines and the FP16 ONNX they build from: build-engine, convert-fp16."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("build-engine")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="[default: MODEL.engine / MODEL.fp16.engine]"
+)
+@click.option("--fp16", is_flag=True, help="Convert to an FP16 ONNX first (with a Q/DQ model: INT8 + FP16).")
+@click.option(
+    "--batch",
+    default="1:1:1",
+    show_default=True,
+    help="Optimization profile MIN:OPT:MAX (or N). TensorRT tunes its kernels for OPT.",
+)
+@click.option("--workspace", help="Builder memory limit, e.g. 2G or 512M [default: TensorRT's].")
+@click.option("--timing-cache", type=click.Path(dir_okay=False), help="Read and update this timing cache.")
+@click.option(
+    "--dla-core", type=click.IntRange(min=0), help="Build for this DLA core (Jetson), GPU fallback."
+)
+@click.option(
+    "--opt-level", type=click.IntRange(0, 5), help="Builder optimization level [default: TensorRT's, 3]."
+)
+@click.option("--input-size", help="HxW for an ONNX from outside with dynamic height and width.")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+def build_engine_cmd(
+    model: str,
+    output: str | None,
+    fp16: bool,
+    batch: str,
+    workspace: str | None,
+    timing_cache: str | None,
+    dla_core: int | None,
+    opt_level: int | None,
+    input_size: str | None,
+    no_progress: bool,
+) -> None:
+    """Build a TensorRT engine from an ONNX model, for the GPU or Jetson it runs on.
+
+    Precision lives in the ONNX (the TensorRT 10 and 11 way, strongly typed):
+    an FP32 ONNX gives an FP32 engine, --fp16 an FP16 one, a Q/DQ model from
+    `edgeres quantize --target tensorrt` an INT8 one (with --fp16: INT8 plus
+    FP16 for the layers left unquantized, usually the fastest). A JSON sidecar
+    next to the engine records the TensorRT version and GPU it was built for;
+    an engine is refused on another before TensorRT tries to load it.
+
+    \b
+    Examples:
+      edgeres build-engine resnet50.onnx --fp16
+      edgeres build-engine resnet50.int8.onnx --fp16 --batch 1:8:32 --timing-cache trt.cache
+      edgeres build-engine resnet20.int8.onnx --dla-core 0 -o r20.dla.engine
+    """
+    from edgeres.engine.build import build_engine
+    from edgeres.engine.options import EngineOptions
+
+    options = EngineOptions.from_strings(
+        fp16=fp16,
+        batch=batch,
+        workspace=workspace,
+        timing_cache=timing_cache,
+        dla_core=dla_core,
+        builder_optimization_level=opt_level,
+        output=output,
+        input_size=input_size,
+    )
+    result = build_engine(model, options, progress=not no_progress)
+    click.echo(result.summary())
+
+
+@click.command("convert-fp16")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="[default: MODEL.fp16.onnx]")
+@click.option("--keep-fp32", help="Comma-separated op types to keep in float32 besides the defaults.")
+def convert_fp16_cmd(model: str, output: str | None, keep_fp32: str | None) -> None:
+    """Write an FP16 copy of an ONNX model: what `build-engine --fp16` builds from.
+
+    Inputs and outputs stay float32; numerically sensitive ops (Softmax,
+    reductions, Resize, ...) stay float32. On a Q/DQ model the result is INT8
+    with FP16 between the quantized layers. Runs anywhere: check its accuracy
+    with `edgeres eval` on ONNX Runtime before building an engine.
+
+    \b
+    Examples:
+      edgeres convert-fp16 resnet50.onnx
+      edgeres convert-fp16 resnet50.int8.onnx -o resnet50.int8fp16.onnx
+    """
+    from edgeres.engine.fp16 import DEFAULT_FP32_OPS, convert_fp16
+
+    blocked = list(DEFAULT_FP32_OPS) + [op.strip() for op in (keep_fp32 or "").split(",") if op.strip()]
+    path = Path(model)
+    out = convert_fp16(path, output or path.with_name(path.stem + ".fp16.onnx"), op_block_list=blocked)
+    click.echo(f"wrote {out}")

@@ -1,0 +1,51 @@
+"""`edgeres build-engine` and `edgeres convert-fp16` from the command line."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from edgeres.engine.fp16 import model_precision
+
+pytest.importorskip("onnxconverter_common", reason="onnxconverter-common is not installed (pip install edgeres[dev])")
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory: pytest.TempPathFactory, resnet20_checkpoint: Path) -> Path:
+    from edgeres import load_model
+    from edgeres.export import export_onnx
+
+    loaded = load_model(resnet20_checkpoint)
+    path = tmp_path_factory.mktemp("onnx") / "r20.onnx"
+    export_onnx(loaded.require_module(), loaded.meta, path)
+    return path
+
+
+def test_convert_fp16_writes_a_model_eval_can_run(run_cli, fp32_onnx: Path, tmp_path: Path) -> None:
+    import onnx
+
+    out = tmp_path / "r20.fp16.onnx"
+    r = run_cli("convert-fp16", str(fp32_onnx), "-o", str(out))
+    assert r.code == 0, r.err
+    assert model_precision(onnx.load(str(out))) == "fp16"
+    r = run_cli("eval", str(out), "--data", "digits", "--size", "50", "--compare", str(fp32_onnx), "--no-progress")
+    assert r.code == 0, r.err
+    agreement = float(r.out.split("top-1 agreement with the reference: ")[1].split("%")[0])
+    assert agreement >= 90.0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_build_engine_without_tensorrt_says_how_to_get_it(run_cli, fp32_onnx: Path, tmp_path: Path) -> None:
+    r = run_cli("build-engine", str(fp32_onnx), "-o", str(tmp_path / "r.engine"))
+    assert r.code == 1
+    assert r.err.strip() == (
+        "error: TensorRT is not installed: pip install edgeres[tensorrt] (on a Jetson, use JetPack's TensorRT)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_engine_checks_its_options_first(run_cli, fp32_onnx: Path) -> None:
+    r = run_cli("build-engine", str(fp32_onnx), "--batch", "8:4:2")
+    assert r.code == 2 and r.err.startswith("error:") and "MIN" in r.err
