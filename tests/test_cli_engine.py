@@ -9,7 +9,9 @@ import pytest
 
 from edgeres.engine.fp16 import model_precision
 
-pytest.importorskip("onnxconverter_common", reason="onnxconverter-common is not installed (pip install edgeres[dev])")
+pytest.importorskip(
+    "onnxconverter_common", reason="onnxconverter-common is not installed (pip install edgeres[dev])"
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,9 @@ def test_convert_fp16_writes_a_model_eval_can_run(run_cli, fp32_onnx: Path, tmp_
     r = run_cli("convert-fp16", str(fp32_onnx), "-o", str(out))
     assert r.code == 0, r.err
     assert model_precision(onnx.load(str(out))) == "fp16"
-    r = run_cli("eval", str(out), "--data", "digits", "--size", "50", "--compare", str(fp32_onnx), "--no-progress")
+    r = run_cli(
+        "eval", str(out), "--data", "digits", "--size", "50", "--compare", str(fp32_onnx), "--no-progress"
+    )
     assert r.code == 0, r.err
     agreement = float(r.out.split("top-1 agreement with the reference: ")[1].split("%")[0])
     assert agreement >= 90.0
@@ -41,7 +45,8 @@ def test_build_engine_without_tensorrt_says_how_to_get_it(run_cli, fp32_onnx: Pa
     r = run_cli("build-engine", str(fp32_onnx), "-o", str(tmp_path / "r.engine"))
     assert r.code == 1
     assert r.err.strip() == (
-        "error: TensorRT is not installed: pip install edgeres[tensorrt] (on a Jetson, use JetPack's TensorRT)"
+        "error: TensorRT is not installed: pip install edgeres[tensorrt] "
+        "(on a Jetson, use JetPack's TensorRT)"
     )
     assert list(tmp_path.iterdir()) == []
 
