@@ -1,0 +1,344 @@
+"""Streaming calibration: one ONNX Runtime pass, a histogram per tensor, no stored activations.
+
+:func:`collect_statistics` adds the tensors to calibrate as outputs of an in-memory copy of the
+model, runs it in ONE ``InferenceSession`` batch by batch, folds each batch into the tensors'
+:class:`StreamingHistogram` and drops it, so memory does not grow with the number of images.
+:meth:`CalibrationStats.ranges` turns the histograms into ranges by any method, so one pass serves
+them all; :func:`collect_ranges` does both.
+
+By default every float activation is calibrated: the graph inputs and every float node output
+that is not computed from constants alone. Outputs that are a function of one calibrated tensor
+are derived instead of fetched: a ReLU's histogram from its input's (exactly, see
+:meth:`StreamingHistogram.relu`), and Identity/Flatten/Reshape/Squeeze/Unsqueeze/Transpose
+outputs share their input's (same values). Fewer outputs means less copying and memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnx
+import torch
+
+from edgeres.errors import EdgeresError, UsageError
+from edgeres.quantize.histogram import StreamingHistogram, sample_stride
+from edgeres.quantize.methods import compute_range
+from edgeres.quantize.ranges import Ranges
+from edgeres.quantize.settings import CalibrationSettings, Method
+
+__all__ = [
+    "CalibrationPlan",
+    "CalibrationResult",
+    "CalibrationStats",
+    "DataReader",
+    "calibration_plan",
+    "collect_ranges",
+    "collect_statistics",
+    "compute_ranges",
+]
+
+log = logging.getLogger(__name__)
+
+_FLOAT_TYPES = frozenset(
+    {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+)
+_SAME_VALUES = frozenset({"Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})
+
+
+class DataReader(Protocol):
+    """ONNX Runtime's ``CalibrationDataReader`` protocol (:class:`edgeres.data.BatchReader` has it)."""
+
+    def get_next(self) -> Mapping[str, np.ndarray] | None: ...
+
+
+@dataclass
+class CalibrationStats:
+    """The histograms of one calibration pass, by tensor name (graph order)."""
+
+    histograms: dict[str, StreamingHistogram]
+    num_images: int
+    #: Images per ONNX Runtime run (``settings.batch_size`` or the automatic choice).
+    batch_size: int
+    settings: CalibrationSettings
+    seconds: float
+    #: Peak resident memory of this process so far (ru_maxrss), in MB.
+    peak_rss_mb: float | None = None
+    #: Tensors whose histograms were derived from another's: name -> (how, source).
+    derived: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def ranges(self, method: Method | None = None, *, percentile: float | None = None) -> Ranges:
+        """Ranges by ``method`` (default: the settings'), with ``percentile`` for that method."""
+        changes: dict[str, Any] = {}
+        if method is not None:
+            changes["method"] = method
+        if percentile is not None:
+            changes["percentile"] = percentile
+        return compute_ranges(self, self.settings.replace(**changes) if changes else self.settings)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the histograms (shared ones counted once)."""
+        return sum(h.nbytes for h in {id(h): h for h in self.histograms.values()}.values())
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What :func:`collect_ranges` computed."""
+
+    ranges: Ranges
+    num_images: int
+    method: Method
+    settings: CalibrationSettings
+    seconds: float
+    peak_rss_mb: float | None = None
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.ranges)} tensors calibrated by {self.method} on {self.num_images} images "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def compute_ranges(stats: CalibrationStats, settings: CalibrationSettings) -> Ranges:
+    """The range of every tensor in ``stats`` by ``settings.method``."""
+    return {
+        name: compute_range(
+            hist,
+            settings.method,
+            name,
+            percentile=settings.percentile,
+            num_quantized_bins=settings.num_quantized_bins,
+        )
+        for name, hist in stats.histograms.items()
+        if hist.count
+    }
+
+
+def collect_ranges(
+    onnx_path: str | os.PathLike[str],
+    reader: DataReader,
+    settings: CalibrationSettings | None = None,
+    *,
+    tensors: Iterable[str] | None = None,
+    progress: bool = True,
+) -> CalibrationResult:
+    """Calibrate ``onnx_path`` on ``reader``'s batches: :func:`collect_statistics` then the ranges."""
+    settings = settings or CalibrationSettings()
+    stats = collect_statistics(onnx_path, reader, settings, tensors=tensors, progress=progress)
+    start = time.perf_counter()
+    ranges = compute_ranges(stats, settings)
+    seconds = stats.seconds + time.perf_counter() - start
+    return CalibrationResult(ranges, stats.num_images, settings.method, settings, seconds, stats.peak_rss_mb)
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """Which tensors are calibrated (graph order), which ONNX Runtime must output, which are derived."""
+
+    tensors: tuple[str, ...]
+    fetched: tuple[str, ...]
+    #: name -> ("relu", source): histogram of max(source, 0); ("same", source): the same values.
+    derived: Mapping[str, tuple[str, str]]
+
+
+def calibration_plan(model: onnx.ModelProto, tensors: Iterable[str] | None = None) -> CalibrationPlan:
+    """What to calibrate in ``model`` (with shape-inferred types): ``tensors``, or every float activation."""
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input, *graph.output)}
+    constant = {init.name for init in graph.initializer} | {""}
+    activations = [i.name for i in graph.input if i.name not in constant]
+    for node in graph.node:
+        if all(name in constant for name in node.input):
+            constant.update(node.output)  # Constant nodes and anything computed from constants only
+        else:
+            activations.extend(node.output)
+    floats = [name for name in activations if types.get(name) in _FLOAT_TYPES]
+    if tensors is None:
+        wanted = set(floats)
+    else:
+        wanted = set(tensors)
+        unknown = sorted(wanted - set(floats))
+        if unknown:
+            raise UsageError(
+                f"cannot calibrate {', '.join(unknown[:5])}: not a float activation of the model "
+                "(check the tensor names with an ONNX viewer)"
+            )
+    plan: dict[str, tuple[str, str] | None] = {i.name: None for i in graph.input if i.name in wanted}
+    for node in graph.node:
+        source = node.input[0] if node.input else ""
+        for out in node.output:
+            if out not in wanted or out in plan:
+                continue
+            if node.op_type == "Relu" and source in plan:
+                plan[out] = ("relu", source)
+            elif node.op_type in _SAME_VALUES and source in plan:
+                plan[out] = ("same", source)
+            else:
+                plan[out] = None
+    fetched = tuple(name for name, how in plan.items() if how is None)
+    derived = {name: how for name, how in plan.items() if how is not None}
+    return CalibrationPlan(tuple(plan), fetched, derived)
+
+
+def _session(model: onnx.ModelProto, path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    # ORT's idle threads spin after each run by default and take the cores from the histogram
+    # updates (resnet20 here: ORT's runs and the updates both took 1.4-2x longer with spinning on).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(
+            model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # ORT raises its own types (InvalidGraph, Fail, ...)
+        raise EdgeresError(f"ONNX Runtime cannot run '{path}' for calibration: {exc}") from exc
+
+
+def _run(session: Any, fetched: list[str], feed: Mapping[str, np.ndarray], path: Path) -> list[np.ndarray]:
+    try:
+        outputs: list[np.ndarray] = session.run(fetched, feed)
+    except Exception as exc:  # ORT raises its own types (InvalidArgument, Fail, ...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(
+            f"ONNX Runtime could not run {path.name} on a calibration batch ({reason[:300]}); "
+            "check that the images are preprocessed for this model's input"
+        ) from exc
+    return outputs
+
+
+def _peak_rss_mb() -> float | None:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def collect_statistics(
+    onnx_path: str | os.PathLike[str],
+    reader: DataReader,
+    settings: CalibrationSettings | None = None,
+    *,
+    tensors: Iterable[str] | None = None,
+    progress: bool = True,
+) -> CalibrationStats:
+    """One pass of ``reader`` (rewound first when it can) through ``onnx_path``; see the module docstring.
+
+    Batches from the reader are split into runs of ``settings.batch_size`` images (or, when
+    None, as many as keep one run's activations under the budget, measured on a first image).
+    """
+    settings = settings or CalibrationSettings()
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise UsageError(f"ONNX model '{path}' does not exist")
+    start = time.perf_counter()
+    try:
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    except Exception as exc:  # protobuf and onnx raise many types for a damaged file
+        raise UsageError(f"cannot read '{path}' as an ONNX model ({exc}); re-export it") from exc
+    plan = calibration_plan(model, tensors)
+    present = {o.name for o in model.graph.output}  # the augmented model: our copy, extended in place
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in plan.fetched if n not in present)
+    session = _session(model, path)
+    del model
+    fetched = list(plan.fetched)
+    input_names = {i.name for i in session.get_inputs()}
+    fixed = next((d for i in session.get_inputs() for d in i.shape[:1] if isinstance(d, int)), None)
+    histograms = {name: StreamingHistogram(settings.num_bins) for name in fetched}
+    batch_size = fixed or settings.batch_size
+    num_images = 0
+    rewind = getattr(reader, "rewind", None)
+    if callable(rewind):
+        rewind()
+    from tqdm import tqdm
+
+    total = len(reader) if isinstance(reader, Sized) else None
+    bar = tqdm(total=total, desc="calibrating", unit="batch", disable=not progress, leave=False)
+    # Histograms are updated by single-threaded torch calls on a thread pool, one tensor per task,
+    # while ONNX Runtime runs the next batch. torch's own OpenMP threads wait for each other at
+    # every call: with another busy process on the cores that made the updates of a resnet50
+    # image take 1090 ms instead of 70 here (torch.set_num_threads is global: restored after).
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="edgeres-calibration")
+    pending: list[Future[None]] = []
+    try:
+        while (feed := reader.get_next()) is not None:
+            size = _batch_len(feed, input_names)
+            if fixed and size % fixed:
+                raise UsageError(
+                    f"{path.name} takes batches of exactly {fixed} images but the reader gave {size}; "
+                    "use a multiple of it or export the model with a dynamic batch"
+                )
+            done = 0
+            while done < size:
+                step = batch_size or 1  # None: measure one image first, then size the batches
+                chunk = {k: v[done : done + step] for k, v in feed.items() if k in input_names}
+                outputs = _run(session, fetched, chunk, path)
+                if batch_size is None:
+                    per_image = sum(o.nbytes for o in outputs)
+                    batch_size = settings.resolve_batch_size(per_image)
+                    log.info("calibration batches of %d (%.1f MB/image)", batch_size, per_image / 1e6)
+                images = min(step, size - done)
+                _finish(pending)  # the previous batch: at most two batches' outputs are alive
+                pending = [
+                    pool.submit(
+                        histograms[name].update,
+                        value,
+                        name,
+                        stride=sample_stride(value.size // images, settings.sample_per_image),
+                    )
+                    for name, value in zip(fetched, outputs, strict=True)
+                ]
+                del outputs, chunk  # nothing of a batch outlives its updates
+                done += step
+            num_images += size
+            bar.update(1)
+            del feed
+        _finish(pending)
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        torch.set_num_threads(torch_threads)
+        bar.close()
+    if num_images == 0:
+        raise UsageError("the calibration reader gave no images; give a calibration set with images in it")
+    for name, (how, source) in plan.derived.items():  # graph order: a source comes before its users
+        histograms[name] = histograms[source].relu() if how == "relu" else histograms[source]
+    ordered = {name: histograms[name] for name in plan.tensors}
+    seconds = time.perf_counter() - start
+    return CalibrationStats(
+        ordered, num_images, batch_size or 1, settings, seconds, _peak_rss_mb(), dict(plan.derived)
+    )
+
+
+def _cores() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
+
+
+def _finish(pending: list[Future[None]]) -> None:
+    for future in pending:
+        future.result()  # re-raises, e.g. NonFiniteActivationError
+    pending.clear()
+
+
+def _batch_len(feed: Mapping[str, np.ndarray], input_names: set[str]) -> int:
+    missing = sorted(input_names - set(feed))
+    if missing:
+        raise UsageError(f"the calibration reader gave no '{missing[0]}', which the model needs as input")
+    sizes = {len(feed[name]) for name in input_names}
+    if len(sizes) != 1:
+        raise UsageError(f"the calibration reader's inputs have different batch sizes {sorted(sizes)}")
+    return sizes.pop()
