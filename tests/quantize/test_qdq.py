@@ -1,0 +1,232 @@
+"""Q/DQ INT8 models from calibrated ranges: TensorRT's layout rules, ORT's int8 CPU kernels, fidelity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeres.errors import EdgeresError, UsageError
+from edgeres.export.fold import randomize_batchnorm
+from edgeres.export.onnx_export import export_onnx
+from edgeres.export.onnx_meta import META_KEY
+from edgeres.metadata import ModelMeta, Preprocessing
+from edgeres.models import get_model
+from edgeres.quantize.collect import collect_ranges
+from edgeres.quantize.layouts import requantized_on_cpu, residual_adds
+from edgeres.quantize.qdq import (
+    QUANT_META_KEY,
+    QdqResult,
+    conv_kernels,
+    count_int8_kernels,
+    write_qdq,
+)
+from edgeres.quantize.ranges import Ranges
+from edgeres.quantize.settings import CalibrationSettings
+from edgeres.runners import OnnxRuntimeRunner
+
+NUM_CONVS = 19  # resnet20: stem + 9 blocks x 2 convs (option-A shortcuts have none)
+
+
+def _batches(n: int, size: int = 32, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((8, 3, size, size), dtype=np.float32) for _ in range(n)]
+
+
+class Batches:
+    """A calibration reader (ONNX Runtime's protocol) over fixed batches."""
+
+    def __init__(self, batches: list[np.ndarray]) -> None:
+        self.batches, self.next = batches, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.next == len(self.batches):
+            return None
+        self.next += 1
+        return {"input": self.batches[self.next - 1]}
+
+    def rewind(self) -> None:
+        self.next = 0
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    net = get_model("resnet20", num_classes=10)
+    randomize_batchnorm(net)
+    meta = ModelMeta(arch="resnet20", num_classes=10, preprocessing=Preprocessing(input_size=(32, 32)))
+    out = tmp_path_factory.mktemp("qdq") / "resnet20.onnx"
+    return export_onnx(net.eval(), meta, out, exporter="torchscript", verify=False).path
+
+
+@pytest.fixture(scope="module")
+def ranges(fp32: Path) -> Ranges:
+    result = collect_ranges(fp32, Batches(_batches(3)), CalibrationSettings(method="minmax"), progress=False)
+    return result.ranges
+
+
+@pytest.fixture(scope="module")
+def written(fp32: Path, ranges: Ranges) -> dict[str, QdqResult]:
+    return {
+        t: write_qdq(fp32, ranges, t, fp32.with_name(f"r20.{t}.onnx"), calibration={"method": "minmax"})
+        for t in ("tensorrt", "cpu")
+    }
+
+
+class Graph:
+    def __init__(self, path: Path) -> None:
+        self.model = onnx.load(str(path))
+        g = self.model.graph
+        self.nodes = list(g.node)
+        self.producer = {out: n for n in g.node for out in n.output}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for n in g.node:
+            for i in n.input:
+                self.consumers.setdefault(i, []).append(n)
+        self.init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+
+    def op(self, tensor: str) -> str:
+        node = self.producer.get(tensor)
+        return node.op_type if node else "initializer" if tensor in self.init else "graph input"
+
+    def of(self, op_type: str) -> list[onnx.NodeProto]:
+        return [n for n in self.nodes if n.op_type == op_type]
+
+
+def test_both_targets_pass_the_checker_and_keep_metadata(fp32: Path, written: dict[str, QdqResult]) -> None:
+    props = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+    for target, result in written.items():
+        assert result.target == target and result.path.is_file()
+        assert result.size_bytes == result.path.stat().st_size
+        assert result.num_quantized_nodes == NUM_CONVS + 1  # and the Gemm
+        assert result.excluded_nodes == ()
+        model = onnx.load(str(result.path))
+        onnx.checker.check_model(model, full_check=True)
+        got = {p.key: p.value for p in model.metadata_props}
+        assert got[META_KEY] == props[META_KEY]
+        assert {k for k in props if k.startswith("edgeres.")} <= set(got)
+        info = json.loads(got[QUANT_META_KEY])
+        assert info["target"] == target and info["method"] == "minmax"
+        assert info["num_quantized_nodes"] == NUM_CONVS + 1
+    assert not list(fp32.parent.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_tensorrt_layout(written: dict[str, QdqResult]) -> None:
+    g = Graph(written["tensorrt"].path)
+    for node in g.of("QuantizeLinear") + g.of("DequantizeLinear"):
+        zp = g.init[node.input[2]]
+        assert zp.dtype == np.int8 and not zp.any(), f"{node.name}: zero point must be int8 0"
+    convs = g.of("Conv")
+    assert len(convs) == NUM_CONVS
+    for conv in convs:
+        x, w, b = conv.input
+        assert g.op(x) == g.op(w) == "DequantizeLinear", conv.name
+        w_dq = g.producer[w]
+        assert g.op(w_dq.input[0]) == "QuantizeLinear"  # float weight -> Q -> DQ, as TensorRT wants it
+        weight = g.init[g.producer[w_dq.input[0]].input[0]]
+        scale = g.init[w_dq.input[1]]
+        assert scale.shape == (weight.shape[0],), "per-channel weight scales, one per output channel"
+        assert g.op(b) == "initializer" and g.init[b].dtype == np.float32, "bias stays float"
+        for after in g.consumers[conv.output[0]]:
+            if after.op_type == "QuantizeLinear":  # only where the output feeds a conv/add input
+                dq = g.consumers[after.output[0]]
+                assert all(c.op_type == "DequantizeLinear" for c in dq)
+                assert {c.op_type for d in dq for c in g.consumers[d.output[0]]} <= {"Conv", "Add", "Gemm"}
+    # no Q/DQ on ReLU alone: a Relu output is quantized only when a conv reads it
+    for relu in g.of("Relu"):
+        for q in [c for c in g.consumers.get(relu.output[0], []) if c.op_type == "QuantizeLinear"]:
+            readers = {c.op_type for d in g.consumers[q.output[0]] for c in g.consumers[d.output[0]]}
+            assert readers & {"Conv", "Gemm"}, relu.name
+    adds = g.of("Add")
+    assert len(adds) == 9
+    for add in adds:  # residual input through Q/DQ, the conv's own output straight in (TensorRT fuses it)
+        assert sorted(g.op(i) for i in add.input) == ["Conv", "DequantizeLinear"], add.name
+    gemm = g.of("Gemm")[0]
+    assert g.op(gemm.input[0]) == g.op(gemm.input[1]) == "DequantizeLinear"
+    assert g.op(gemm.output[0]) == "Gemm" and not g.consumers.get(gemm.output[0])
+
+
+def test_cpu_layout_runs_every_conv_in_int8(fp32: Path, written: dict[str, QdqResult]) -> None:
+    counts = count_int8_kernels(written["cpu"].path)
+    assert counts.get("QLinearConv") == NUM_CONVS
+    assert counts.get("QLinearAdd") == 9
+    assert conv_kernels(counts) == (NUM_CONVS + 1, 0)  # + the classifier's QGemm; no float conv left
+    assert conv_kernels(count_int8_kernels(fp32)) == (0, NUM_CONVS)
+    g = Graph(written["cpu"].path)
+    activation_zp = {g.init[q.input[2]].dtype for q in g.of("QuantizeLinear")}
+    assert activation_zp == {np.dtype(np.uint8)}
+
+
+def test_int8_models_follow_fp32(fp32: Path, written: dict[str, QdqResult]) -> None:
+    (x,) = _batches(1, seed=7)
+    with OnnxRuntimeRunner(fp32, threads=1) as runner:
+        ref = runner.infer(x)
+    for target, result in written.items():
+        with OnnxRuntimeRunner(result.path, threads=1) as runner:
+            got = runner.infer(x)
+        assert got.shape == ref.shape
+        assert np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.95, target
+        assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.75, target
+
+
+def test_excluded_nodes_stay_float(
+    fp32: Path, ranges: Ranges, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, last = "/conv1/Conv", Graph(fp32).of("Conv")[-1].name
+    cpu = write_qdq(fp32, ranges, "cpu", tmp_path / "cpu.onnx", exclude_nodes=[first, last])
+    assert cpu.excluded_nodes == (first, last)
+    assert cpu.num_quantized_nodes == NUM_CONVS + 1 - 2
+    g = Graph(cpu.path)
+    for conv in (n for n in g.nodes if n.name in (first, last)):
+        assert g.op(conv.input[1]) == "initializer" and g.init[conv.input[1]].dtype == np.float32
+    keep_float = ["WeightBiasQuantization"]
+    assert conv_kernels(count_int8_kernels(cpu.path, disabled_optimizers=keep_float)) == (NUM_CONVS - 1, 2)
+    # Left alone, ORT quantizes a float conv between DQ and Q itself at load time; write_qdq says so.
+    assert requantized_on_cpu(g.model.graph, [first, last]) == [last]  # the first reads the fp32 input
+    assert conv_kernels(count_int8_kernels(cpu.path)) == (NUM_CONVS, 1)
+    assert last in caplog.text and first not in caplog.text and "WeightBiasQuantization" in caplog.text
+
+    trt = write_qdq(fp32, ranges, "tensorrt", tmp_path / "trt.onnx", exclude_nodes=[last])
+    g = Graph(trt.path)
+    (conv,) = [n for n in g.nodes if n.name == last]
+    assert g.op(conv.input[1]) == "initializer"  # float weights, no Q/DQ
+    assert trt.num_quantized_nodes == NUM_CONVS
+    info = json.loads({p.key: p.value for p in g.model.metadata_props}[QUANT_META_KEY])
+    assert info["excluded_nodes"] == [last]
+
+
+def test_bad_inputs(fp32: Path, ranges: Ranges, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    needed = next(n.input[0] for n in Graph(fp32).of("Conv") if n.input[0] != "input")
+    partial = {k: v for k, v in ranges.items() if k != needed}
+    with pytest.raises(EdgeresError, match="no calibrated range for tensor"):
+        write_qdq(fp32, partial, "tensorrt", out)
+    with pytest.raises(UsageError, match="not found"):
+        write_qdq(fp32, ranges, "cpu", out, exclude_nodes=["no_such_node"])
+    with pytest.raises(UsageError, match="unknown quantization target"):
+        write_qdq(fp32, ranges, "gpu", out)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="does not exist"):
+        write_qdq(tmp_path / "missing.onnx", ranges, "cpu", out)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_residual_add_with_two_conv_inputs() -> None:
+    """ResNet-50's downsampling block: the projection conv's output is the residual input."""
+    w = numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"], "conv_a"),
+        helper.make_node("Relu", ["a"], ["ra"], "relu_a"),
+        helper.make_node("Conv", ["ra", "w"], ["b"], "conv_b"),
+        helper.make_node("Conv", ["x", "w"], ["proj"], "conv_proj"),
+        helper.make_node("Add", ["b", "proj"], ["sum"], "add"),
+        helper.make_node("Add", ["sum", "w"], ["out"], "bias_add"),  # constant input: not residual
+    ]
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 2, 2]) for n in ("x", "out")]
+    graph = helper.make_graph(nodes, "g", [vi[0]], [vi[1]], [w])
+    (found,) = residual_adds(graph)
+    assert (found.add, found.main, found.residual, found.conv) == ("add", "b", "proj", "conv_b")
