@@ -12,7 +12,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -67,6 +67,8 @@ class LoadedModel:
     format: SourceFormat
     meta: ModelMeta
     module: nn.Module | None = None
+    #: A checkpoint's extra data (e.g. ``{"train": {"split": ...}}`` from edgeres train).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_onnx(self) -> bool:
@@ -192,7 +194,9 @@ def _load_pickled(
         meta, state = read_checkpoint(obj, path)
         if arch is not None and meta.arch is not None and arch != meta.arch:
             raise UsageError(f"{path} holds a {meta.arch} but --arch {arch} was given; drop --arch")
-        return _build(path, "checkpoint", overrides.apply(meta), state)
+        built = _build(path, "checkpoint", overrides.apply(meta), state)
+        extra = obj.get("extra")
+        return replace(built, extra=extra) if isinstance(extra, Mapping) else built
     state = _unwrap_state_dict(obj, path)
     if arch is None:
         raise UsageError(f"'{path}' holds bare weights (a state_dict); name their architecture with --arch")

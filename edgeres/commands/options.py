@@ -53,18 +53,25 @@ def class_names(classes: str | None) -> tuple[str, ...] | None:
     return tuple(n.strip() for n in raw if n.strip())
 
 
-def load_from_options(model: str, **opts: Any) -> Any:
-    """Turn the shared model options into a :func:`edgeres.load_model` call."""
-    from edgeres.loading import MetaOverrides, load_model
+def overrides_from_options(**opts: Any) -> Any:
+    """The shared model options as :class:`edgeres.loading.MetaOverrides`."""
+    from edgeres.loading import MetaOverrides
     from edgeres.metadata import parse_input_size, parse_triple
 
-    overrides = MetaOverrides(
+    return MetaOverrides(
         num_classes=opts.get("num_classes"),
         class_names=class_names(opts.get("classes")),
         input_size=parse_input_size(opts["input_size"]) if opts.get("input_size") else None,
         mean=parse_triple(opts["mean"], "--mean") if opts.get("mean") else None,
         std=parse_triple(opts["std"], "--std") if opts.get("std") else None,
     )
+
+
+def load_from_options(model: str, **opts: Any) -> Any:
+    """Turn the shared model options into a :func:`edgeres.load_model` call."""
+    from edgeres.loading import load_model
+
+    overrides = overrides_from_options(**opts)
     return load_model(
         model, opts.get("arch"), overrides=overrides, unsafe_pickle=opts.get("unsafe_pickle", False)
     )

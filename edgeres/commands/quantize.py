@@ -1,0 +1,207 @@
+"""INT8 post-training quantization and evaluation: quantize, eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgeres.commands.options import load_from_options, model_options, overrides_from_options
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+@click.command("quantize")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--calib", help="Calibration images: folder, manifest, CIFAR batches, .npz or 'digits'.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="INT8 ONNX [default: MODEL.int8.onnx].")
+@click.option(
+    "--target",
+    type=click.Choice(["auto", "cpu", "tensorrt", "all"]),
+    default="auto",
+    show_default=True,
+    help="Q/DQ layout: tensorrt (engines), cpu (ONNX Runtime int8 kernels), all (both). "
+    "auto: tensorrt where TensorRT is installed, else cpu.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["percentile", "entropy", "mse", "minmax", "auto"]),
+    default="percentile",
+    show_default=True,
+    help="Range calibration; auto tries all on held-out images and keeps the best.",
+)
+@click.option("--percentile", type=float, default=99.999, show_default=True, help="For --method percentile.")
+@click.option("--calib-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--calib-batch", type=click.IntRange(min=1), help="Images per calibration run [default: auto].")
+@click.option(
+    "--calib-cache",
+    type=click.Path(dir_okay=False),
+    help="Reuse these ranges when the file exists (no calibration); else where to write them "
+    "[default: OUTPUT.calib.json].",
+)
+@click.option(
+    "--eval", "eval_data", help="Evaluate FP32 and INT8 on these images (held out from calibration)."
+)
+@click.option("--eval-size", type=click.IntRange(min=1), help="Evaluate on a stratified sample of this many.")
+@click.option(
+    "--max-drop", type=float, help="Keep the most sensitive layers in float until top-1 drops at most this."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image samples.")
+@click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads [default: all cores].")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@model_options
+def quantize_cmd(
+    model: str,
+    calib: str | None,
+    output: str | None,
+    target: str,
+    method: str,
+    percentile: float,
+    calib_size: int,
+    calib_batch: int | None,
+    calib_cache: str | None,
+    eval_data: str | None,
+    eval_size: int | None,
+    max_drop: float | None,
+    seed: int,
+    threads: int | None,
+    json_out: str | None,
+    no_progress: bool,
+    **opts: Any,
+) -> None:
+    """Quantize MODEL to INT8 with post-training calibration (explicit Q/DQ ONNX).
+
+    MODEL is a checkpoint (exported to ONNX first, kept as MODEL.fp32.onnx) or
+    an FP32 ONNX. Calibration streams --calib-size class-stratified images
+    through the model once, batch by batch, so memory does not grow with the
+    number of images; the ranges go to a calibration cache (JSON) that
+    --calib-cache reuses. With --eval, FP32 and INT8 top-1/top-5 and their
+    agreement are printed; images used for the reported accuracy are never used
+    for calibration or tuning.
+
+    \b
+    Examples:
+      edgeres quantize resnet20.pt --calib ./cifar10/train --eval ./cifar10/train
+      edgeres quantize resnet50.pt --calib calibration/imagenet-512.txt --target tensorrt
+      edgeres quantize resnet56.onnx --calib-cache resnet56.int8.calib.json --target all
+      edgeres quantize r20.pt --calib data/ --eval data/ --method auto --max-drop 0.5
+    """
+    from edgeres.atomic import write_text_atomic
+    from edgeres.quantize.settings import CalibrationSettings
+    from edgeres.quantize.workflow import QuantizeOptions, quantize
+
+    settings = CalibrationSettings(
+        method="percentile" if method == "auto" else method,  # type: ignore[arg-type]
+        percentile=percentile,
+        batch_size=calib_batch,
+    )
+    options = QuantizeOptions(
+        calib=calib,
+        target=target,  # type: ignore[arg-type]
+        settings=settings,
+        auto_method=method == "auto",
+        calib_size=calib_size,
+        calib_cache=Path(calib_cache) if calib_cache else None,
+        eval_data=eval_data,
+        eval_size=eval_size,
+        max_drop=max_drop,
+        seed=seed,
+        threads=threads,
+        progress=not no_progress,
+    )
+    report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
+    source = "reused" if report.reused_cache else "wrote"
+    click.echo(f"calibration: {report.method} on {report.calib_images} images ({source} {report.cache})")
+    for name, score in report.method_scores.items():
+        click.echo(f"  method {name:<10} agreement with FP32 on tuning images {_pct(score)}")
+    if report.eval_images:
+        click.echo(f"evaluation: {report.eval_images} images; {report.selection_note}")
+        click.echo(f"  {'model':<34}{'top-1':>9}{'top-5':>9}{'drop':>8}{'agree':>9}")
+        click.echo(
+            f"  {'FP32 ' + report.fp32_onnx.name:<34}{_pct(report.fp32_top1):>9}{_pct(report.fp32_top5):>9}"
+        )
+        for t in report.targets:
+            drop = "-" if t.drop is None else f"{t.drop:+.2f}"
+            click.echo(
+                f"  {'INT8 ' + t.target:<34}{_pct(t.top1):>9}{_pct(t.top5):>9}{drop:>8}{_pct(t.agreement):>9}"
+            )
+    for t in report.targets:
+        kept = f"; kept in float: {', '.join(t.excluded_nodes)}" if t.excluded_nodes else ""
+        click.echo(f"wrote {t.path} ({t.target} layout, {t.num_quantized_nodes} weighted ops in int8{kept})")
+    if json_out:
+        write_text_atomic(json_out, json.dumps(report.to_dict(), indent=2, default=str))
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--data", required=True, help="Labelled images: folder, manifest, CIFAR batches, .npz or 'digits'."
+)
+@click.option("--size", type=click.IntRange(min=1), help="Evaluate a class-stratified sample of this many.")
+@click.option(
+    "--compare", type=click.Path(dir_okay=False), help="A reference model (e.g. the FP32 one): agreement."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: all cores].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the full result as JSON.")
+@click.option("--no-progress", is_flag=True)
+@model_options
+def eval_cmd(
+    model: str,
+    data: str,
+    size: int | None,
+    compare: str | None,
+    batch_size: int,
+    threads: int | None,
+    seed: int,
+    json_out: str | None,
+    no_progress: bool,
+    **opts: Any,
+) -> None:
+    """Top-1, top-5 and per-class accuracy of a torch, ONNX FP32 or ONNX INT8 model.
+
+    The images are prepared exactly as calibration prepares them, from the
+    model's metadata. With --compare, both models run on the same images and
+    their top-1 agreement is printed: the sharper measure of what INT8 changed.
+
+    \b
+    Examples:
+      edgeres eval resnet20.int8.onnx --data ./cifar10/val --compare resnet20.fp32.onnx
+      edgeres eval runs/r20/best.pt --data ./cifar10/val --json eval.json
+      edgeres eval resnet50.onnx --data ./imagenet/val --size 5000
+    """
+    from edgeres.atomic import write_text_atomic
+    from edgeres.data import open_source, stratified_sample
+    from edgeres.evaluate import agreement, evaluate
+    from edgeres.runners import make_runner
+
+    loaded = load_from_options(model, **opts)
+    source = open_source(data)
+    indices = stratified_sample(source.labels, size, seed=seed) if size else None
+    pre = loaded.meta.preprocessing
+    runner = make_runner(loaded.module if loaded.module is not None else model, threads=threads)
+    result = evaluate(runner, source, indices, pre, batch_size=batch_size, progress=not no_progress)
+    click.echo(result.summary())
+    out: dict[str, Any] = {"model": model, "result": result.to_dict()}
+    if compare:
+        ref_loaded = load_from_options(compare, **opts)
+        ref_runner = make_runner(
+            ref_loaded.module if ref_loaded.module is not None else compare, threads=threads
+        )
+        ref = evaluate(
+            ref_runner, source, result.indices, pre, batch_size=batch_size, progress=not no_progress
+        )
+        out["reference"] = {"model": compare, "result": ref.to_dict(), "agreement": agreement(result, ref)}
+        click.echo(f"reference {Path(compare).name}: {ref.summary()}")
+        click.echo(f"top-1 agreement with the reference: {_pct(agreement(result, ref))}")
+    worst = sorted(result.per_class.items(), key=lambda kv: kv[1][0] / max(kv[1][1], 1))[:3]
+    if worst:
+        click.echo("weakest classes: " + ", ".join(f"{n} {c}/{t}" for n, (c, t) in worst))
+    if json_out:
+        write_text_atomic(json_out, json.dumps(out, indent=2, default=str))

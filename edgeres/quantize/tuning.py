@@ -1,0 +1,139 @@
+"""Accuracy-aware quantization: choose the calibration method, keep sensitive layers in float.
+
+Both decisions are made on *tuning* images, held out from calibration and from the
+images whose accuracy is finally reported (see :mod:`edgeres.quantize.selection`).
+Agreement with FP32's top-1 is the score: it moves only when predictions flip,
+so it is sharper than top-1 on a few hundred images.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+from edgeres.errors import UsageError
+from edgeres.metadata import ModelMeta
+from edgeres.quantize.ranges import Ranges
+from edgeres.quantize.selection import Selection
+from edgeres.quantize.settings import METHODS, Method
+
+if TYPE_CHECKING:
+    from edgeres.evaluate import EvalResult
+    from edgeres.quantize.collect import CalibrationStats
+    from edgeres.quantize.workflow import QuantizeOptions
+
+log = logging.getLogger(__name__)
+
+#: Ops whose sensitivity is measured one by one for --max-drop.
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+class _Tuner:
+    """Evaluates candidate INT8 models on the tuning images against FP32."""
+
+    def __init__(self, fp32: Path, selection: Selection, meta: ModelMeta, opts: QuantizeOptions) -> None:
+        if len(selection.tune_indices) == 0:
+            raise UsageError("no images are left for tuning; give more calibration data")
+        self.selection, self.meta, self.opts = selection, meta, opts
+        self.tmp = tempfile.TemporaryDirectory(prefix="edgeres-tune-")
+        self.count = 0
+        self.fp32 = self.run(fp32)
+
+    def run(self, path: Path) -> EvalResult:
+        from edgeres.evaluate import evaluate
+        from edgeres.runners import OnnxRuntimeRunner
+
+        s = self.selection
+        runner = OnnxRuntimeRunner(path, threads=self.opts.threads)
+        return evaluate(runner, s.calib_source, s.tune_indices, self.meta.preprocessing, progress=False)
+
+    def score(
+        self, fp32: Path, ranges: Ranges, target: str, exclude: tuple[str, ...] = ()
+    ) -> tuple[float, float]:
+        """(agreement with FP32, top-1 drop in points) of one candidate."""
+        from edgeres.evaluate import agreement
+        from edgeres.quantize.qdq import write_qdq
+
+        self.count += 1
+        path = Path(self.tmp.name) / f"candidate{self.count}.onnx"
+        write_qdq(fp32, ranges, target, path, exclude_nodes=exclude)  # type: ignore[arg-type]
+        result = self.run(path)
+        path.unlink()
+        base, top1 = self.fp32.top1, result.top1
+        drop = 0.0 if base is None or top1 is None else 100 * (base - top1)
+        return agreement(self.fp32, result), drop
+
+    def close(self) -> None:
+        self.tmp.cleanup()
+
+
+def choose_method(
+    stats: CalibrationStats,
+    fp32: Path,
+    target: str,
+    selection: Selection,
+    meta: ModelMeta,
+    opts: QuantizeOptions,
+) -> tuple[Method, dict[str, float]]:
+    """Try every method on the same statistics; keep the one that agrees best with FP32."""
+    tuner = _Tuner(fp32, selection, meta, opts)
+    scores: dict[Method, float] = {}
+    try:
+        for method in METHODS:
+            agree, drop = tuner.score(fp32, stats.ranges(method), target)
+            scores[method] = agree
+            log.info("method %s: agreement %.2f%%, top-1 drop %.2f points", method, 100 * agree, drop)
+    finally:
+        tuner.close()
+    best = max(scores, key=lambda m: (scores[m], m == opts.settings.method))
+    return best, {str(m): v for m, v in scores.items()}
+
+
+def weighted_nodes(fp32: Path) -> list[str]:
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type in WEIGHTED_OPS and n.name]
+
+
+def keep_sensitive_in_float(
+    fp32: Path, ranges: Ranges, target: str, selection: Selection, meta: ModelMeta, opts: QuantizeOptions
+) -> tuple[str, ...]:
+    """The fewest most sensitive weighted layers to keep in float so the drop fits ``opts.max_drop``.
+
+    Sensitivity of a layer is the agreement gained by keeping only it in float;
+    layers are then kept in float greedily, most sensitive first.
+    """
+    assert opts.max_drop is not None
+    tuner = _Tuner(fp32, selection, meta, opts)
+    try:
+        agree, drop = tuner.score(fp32, ranges, target)
+        log.info("all layers int8: agreement %.2f%%, top-1 drop %.2f points", 100 * agree, drop)
+        if drop <= opts.max_drop:
+            return ()
+        gains: dict[str, float] = {}
+        nodes = weighted_nodes(fp32)
+        for node in _progress(nodes, opts.progress, "layer sensitivity"):
+            gains[node] = tuner.score(fp32, ranges, target, (node,))[0] - agree
+        kept: list[str] = []
+        for node in sorted(nodes, key=lambda n: -gains[n]):
+            kept.append(node)
+            agree, drop = tuner.score(fp32, ranges, target, tuple(kept))
+            log.info("float: %s -> agreement %.2f%%, drop %.2f points", ", ".join(kept), 100 * agree, drop)
+            if drop <= opts.max_drop:
+                break
+        else:
+            log.warning("even with every weighted layer in float the drop is %.2f points", drop)
+        return tuple(kept)
+    finally:
+        tuner.close()
+
+
+def _progress(items: list[str], enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="layer", leave=False)

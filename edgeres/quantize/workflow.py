@@ -1,0 +1,262 @@
+"""``edgeres quantize`` as a library call: export, calibrate once, write each target, evaluate.
+
+One calibration pass serves every target and every method: the histograms are
+kept, so ``--method auto`` and the calibration cache cost no second pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from edgeres.errors import UsageError
+from edgeres.loading import LoadedModel, MetaOverrides, load_model
+from edgeres.metadata import ModelMeta
+from edgeres.quantize.selection import Selection, select_images
+from edgeres.quantize.settings import CalibrationSettings, Method
+
+__all__ = ["TARGETS", "QuantizeOptions", "QuantizeReport", "TargetReport", "default_target", "quantize"]
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("cpu", "tensorrt")
+TargetChoice = Literal["auto", "cpu", "tensorrt", "all"]
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """Everything ``edgeres quantize`` is asked to do besides the model and the output."""
+
+    calib: str | None = None
+    target: TargetChoice = "auto"
+    settings: CalibrationSettings = field(default_factory=CalibrationSettings)
+    auto_method: bool = False
+    calib_size: int = 512
+    calib_cache: Path | None = None
+    eval_data: str | None = None
+    eval_size: int | None = None
+    max_drop: float | None = None
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_drop is not None and (self.max_drop < 0 or self.eval_data is None):
+            raise UsageError("--max-drop needs --eval DATA and a non-negative number of top-1 points")
+        if self.calib is None and (self.calib_cache is None or not Path(self.calib_cache).exists()):
+            raise UsageError("give calibration images with --calib, or an existing --calib-cache")
+
+
+def default_target() -> str:
+    """tensorrt where TensorRT is installed (engines will be built here), else cpu."""
+    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "cpu"
+
+
+def resolve_targets(target: TargetChoice) -> tuple[str, ...]:
+    if target == "all":
+        return TARGETS
+    if target == "auto":
+        return (default_target(),)
+    if target not in TARGETS:
+        raise UsageError(f"unknown target '{target}'; choose cpu, tensorrt, all or auto")
+    return (target,)
+
+
+def output_paths(model: Path, output: Path | None, targets: tuple[str, ...]) -> dict[str, Path]:
+    """``-o`` for one target; with several, ``-o`` names the stem and each gets a suffix."""
+    base = output if output is not None else model.with_name(model.stem + ".int8.onnx")
+    if len(targets) == 1:
+        return {targets[0]: base}
+    stem = base.name[: -len(".onnx")] if base.name.endswith(".onnx") else base.name
+    return {t: base.with_name(f"{stem}.{t}.onnx") for t in targets}
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    target: str
+    path: Path
+    num_quantized_nodes: int
+    excluded_nodes: tuple[str, ...] = ()
+    top1: float | None = None
+    top5: float | None = None
+    agreement: float | None = None
+    #: Top-1 points lost against FP32 on the evaluation images (positive = worse).
+    drop: float | None = None
+    per_class: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    fp32_onnx: Path
+    meta: ModelMeta
+    method: str
+    cache: Path
+    calib_images: int
+    reused_cache: bool
+    targets: tuple[TargetReport, ...]
+    fp32_top1: float | None = None
+    fp32_top5: float | None = None
+    eval_images: int = 0
+    selection_note: str = ""
+    method_scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["meta"] = self.meta.to_dict()
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def _fp32_onnx(loaded: LoadedModel, out_dir: Path, stem: str) -> Path:
+    if loaded.is_onnx:
+        assert loaded.path is not None
+        return loaded.path
+    from edgeres.export import export_onnx
+
+    path = out_dir / f"{stem}.fp32.onnx"
+    result = export_onnx(loaded.require_module(), loaded.meta, path)
+    log.info("exported %s", result.summary())
+    return path
+
+
+def _calib_hash(selection: Selection) -> str:
+    h = hashlib.sha256(selection.calib_source.describe().encode())
+    for i in selection.calib_indices.tolist():
+        h.update(selection.calib_source.name(i).encode())
+    return h.hexdigest()
+
+
+def _check_classes(meta: ModelMeta, selection: Selection) -> None:
+    source = selection.eval_source
+    if source is None or not source.class_names or not meta.class_names:
+        return
+    if tuple(source.class_names) != tuple(meta.class_names):
+        raise UsageError(
+            f"the model's classes ({', '.join(meta.class_names[:3])}, ...) differ from those of "
+            f"{source.describe()} ({', '.join(source.class_names[:3])}, ...); "
+            "evaluate on data with the model's classes"
+        )
+
+
+def quantize(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    options: QuantizeOptions | None = None,
+    *,
+    arch: str | None = None,
+    overrides: MetaOverrides | None = None,
+) -> QuantizeReport:
+    """Quantize ``model`` to INT8 Q/DQ ONNX; see :mod:`edgeres.quantize` and ``edgeres quantize --help``."""
+    from edgeres.data import BatchReader
+    from edgeres.quantize.cache import load_cache, model_sha256, save_cache
+    from edgeres.quantize.collect import CalibrationResult, collect_statistics
+    from edgeres.quantize.qdq import write_qdq
+
+    opts = options or QuantizeOptions()
+    loaded = load_model(model, arch, overrides=overrides)
+    targets = resolve_targets(opts.target)
+    outputs = output_paths(Path(model), Path(output) if output else None, targets)
+    first = next(iter(outputs.values()))
+    out_dir = first.parent if str(first.parent) else Path(".")
+    if not out_dir.is_dir():
+        raise UsageError(f"output folder '{out_dir}' does not exist; create it or choose another -o")
+    meta = loaded.meta
+    selection = None
+    if opts.calib is not None:
+        selection = select_images(
+            opts.calib,
+            opts.eval_data,
+            calib_size=opts.calib_size,
+            eval_size=opts.eval_size,
+            seed=opts.seed,
+            extra=loaded.extra,
+            tune=opts.auto_method or opts.max_drop is not None,
+        )
+        _check_classes(meta, selection)
+    fp32 = _fp32_onnx(loaded, out_dir, Path(model).stem)  # after the data checks: nothing written on bad data
+    model_hash = model_sha256(fp32)
+    base = Path(output) if output else Path(model).with_name(Path(model).stem + ".int8.onnx")
+    cache = opts.calib_cache or base.with_name(base.name.removesuffix(".onnx") + ".calib.json")
+    reused = opts.calib_cache is not None and Path(opts.calib_cache).exists()
+    method: Method = opts.settings.method
+    scores: dict[str, float] = {}
+    if reused:
+        ranges, info = load_cache(cache, model_hash=model_hash)
+        method, num_images = cast(Method, info.method), info.num_images
+        log.info("reusing calibration cache %s (%s, %d images)", cache, method, num_images)
+    else:
+        assert selection is not None
+        reader = BatchReader(
+            selection.calib_source, selection.calib_indices, meta.preprocessing, "input", 32, progress=False
+        )
+        stats = collect_statistics(fp32, reader, opts.settings, progress=opts.progress)
+        num_images = stats.num_images
+        if opts.auto_method:
+            from edgeres.quantize.tuning import choose_method
+
+            method, scores = choose_method(stats, fp32, targets[0], selection, meta, opts)
+        ranges = stats.ranges(method)
+        result = CalibrationResult(
+            ranges, num_images, method, opts.settings.replace(method=method), stats.seconds, stats.peak_rss_mb
+        )
+        save_cache(cache, result, model_hash, _calib_hash(selection))
+    reports = []
+    for target, path in outputs.items():
+        calibration = {"method": method, "images": num_images, "cache": cache.name}
+        exclude: tuple[str, ...] = ()
+        if opts.max_drop is not None and selection is not None:
+            from edgeres.quantize.tuning import keep_sensitive_in_float
+
+            exclude = keep_sensitive_in_float(fp32, ranges, target, selection, meta, opts)
+        qdq = write_qdq(fp32, ranges, target, path, exclude_nodes=exclude, calibration=calibration)  # type: ignore[arg-type]
+        reports.append(TargetReport(target, qdq.path, qdq.num_quantized_nodes, qdq.excluded_nodes))
+    report = QuantizeReport(
+        fp32,
+        meta,
+        method,
+        cache,
+        num_images,
+        reused,
+        tuple(reports),
+        selection_note=selection.note if selection else "",
+        method_scores=scores,
+    )
+    if selection is not None and selection.eval_source is not None:
+        report = _evaluate_all(report, selection, meta, opts)
+    return report
+
+
+def _evaluate_all(
+    report: QuantizeReport, selection: Selection, meta: ModelMeta, opts: QuantizeOptions
+) -> QuantizeReport:
+    from dataclasses import replace
+
+    from edgeres.evaluate import agreement, evaluate
+    from edgeres.runners import OnnxRuntimeRunner
+
+    source = selection.eval_source
+    assert source is not None
+
+    def run(path: Path) -> Any:
+        runner = OnnxRuntimeRunner(path, threads=opts.threads)
+        return evaluate(runner, source, selection.eval_indices, meta.preprocessing, progress=opts.progress)
+
+    base = run(report.fp32_onnx)
+    targets = []
+    for t in report.targets:
+        r = run(t.path)
+        drop = None if base.top1 is None or r.top1 is None else 100 * (base.top1 - r.top1)
+        targets.append(
+            replace(
+                t, top1=r.top1, top5=r.top5, agreement=agreement(base, r), drop=drop, per_class=r.per_class
+            )
+        )
+    return replace(
+        report, targets=tuple(targets), fp32_top1=base.top1, fp32_top5=base.top5, eval_images=base.num_images
+    )

@@ -1,0 +1,155 @@
+"""quantize() end to end on a small real model and data: files, cache reuse, held-out images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeres.errors import UsageError
+from edgeres.quantize.selection import select_images
+from edgeres.quantize.settings import CalibrationSettings
+from edgeres.quantize.workflow import QuantizeOptions, output_paths, quantize, resolve_targets
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+@pytest.fixture(scope="module")
+def npz_data(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """300 random 32x32 images in 10 labelled classes, each class a different mean colour."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 30)
+    base = rng.integers(0, 255, (10, 1, 1, 3))
+    images = np.clip(base[labels] + rng.normal(0, 40, (300, 32, 32, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("npz") / "data.npz"
+    np.savez(path, images=images, labels=labels, class_names=np.array(CLASSES))
+    return str(path)
+
+
+def test_selection_never_reuses_held_out_images(npz_data: str) -> None:
+    s = select_images(npz_data, npz_data, calib_size=100, seed=0, tune=True)
+    assert s.eval_indices is not None
+    calib, tune, held = set(s.calib_indices), set(s.tune_indices), set(s.eval_indices)
+    assert len(calib) == 100 and tune and held
+    assert not calib & held and not tune & held and not calib & tune
+    assert "held out" in s.note
+
+
+def test_selection_reuses_the_training_split(npz_data: str) -> None:
+    val = np.arange(0, 300, 10)
+    extra = {"train": {"settings": {"data": npz_data}, "split": {"val_indices": val.tolist()}}}
+    s = select_images(npz_data, npz_data, calib_size=50, seed=0, extra=extra)
+    assert s.eval_indices is not None
+    assert sorted(s.eval_indices.tolist()) == val.tolist()
+    assert not set(s.calib_indices) & set(val.tolist())
+    assert "edgeres train" in s.note
+
+
+def test_targets_and_output_names() -> None:
+    assert resolve_targets("all") == ("cpu", "tensorrt")
+    assert resolve_targets("auto") in (("cpu",), ("tensorrt",))
+    paths = output_paths(Path("m.pt"), Path("out/q.onnx"), ("cpu", "tensorrt"))
+    assert paths == {"cpu": Path("out/q.cpu.onnx"), "tensorrt": Path("out/q.tensorrt.onnx")}
+    assert output_paths(Path("d/m.pt"), None, ("cpu",)) == {"cpu": Path("d/m.int8.onnx")}
+
+
+def test_quantize_writes_both_targets_and_reuses_its_cache(
+    resnet20_checkpoint: Path, npz_data: str, tmp_path: Path
+) -> None:
+    opts = QuantizeOptions(calib=npz_data, target="all", calib_size=64, eval_data=npz_data, progress=False)
+    report = quantize(resnet20_checkpoint, tmp_path / "q.onnx", opts)
+    assert [t.target for t in report.targets] == ["cpu", "tensorrt"]
+    assert report.fp32_onnx == tmp_path / "resnet20.fp32.onnx" and report.fp32_onnx.exists()
+    assert report.cache == tmp_path / "q.calib.json" and report.calib_images == 64
+    assert report.eval_images == 30  # 10% held out of 300
+    for t in report.targets:
+        assert t.path.exists() and t.num_quantized_nodes > 0
+        assert t.agreement is not None and 0.0 <= t.agreement <= 1.0
+        props = {p.key: p.value for p in onnx.load(str(t.path)).metadata_props}
+        assert json.loads(props["edgeres.meta"])["arch"] == "resnet20"
+        assert json.loads(props["edgeres.quantization"])["method"] == "percentile"
+    cached = json.loads(report.cache.read_text())
+    again = quantize(
+        resnet20_checkpoint,
+        tmp_path / "again.onnx",
+        QuantizeOptions(target="cpu", calib_cache=report.cache, progress=False),
+    )
+    assert again.reused_cache and again.method == "percentile"
+    a = onnx.load(str(report.targets[0].path)).graph.initializer
+    b = onnx.load(str(again.targets[0].path)).graph.initializer
+    assert {i.name: onnx.numpy_helper.to_array(i).tobytes() for i in a} == {
+        i.name: onnx.numpy_helper.to_array(i).tobytes() for i in b
+    }
+    assert json.loads(report.cache.read_text()) == cached
+
+
+def test_cache_of_another_model_is_refused(resnet20_checkpoint: Path, npz_data: str, tmp_path: Path) -> None:
+    from edgeres.checkpoint import create_checkpoint
+
+    opts = QuantizeOptions(calib=npz_data, target="cpu", calib_size=32, progress=False)
+    report = quantize(resnet20_checkpoint, tmp_path / "q.onnx", opts)
+    other = create_checkpoint("resnet20", tmp_path / "other.pt", seed=1)
+    with pytest.raises(UsageError, match="another model"):
+        quantize(other, tmp_path / "o.onnx", QuantizeOptions(calib_cache=report.cache, target="cpu"))
+
+
+def test_method_auto_scores_every_method(resnet20_checkpoint: Path, npz_data: str, tmp_path: Path) -> None:
+    opts = QuantizeOptions(
+        calib=npz_data,
+        target="cpu",
+        calib_size=64,
+        auto_method=True,
+        settings=CalibrationSettings(method="percentile"),
+        progress=False,
+    )
+    report = quantize(resnet20_checkpoint, tmp_path / "q.onnx", opts)
+    assert set(report.method_scores) == {"minmax", "percentile", "entropy", "mse"}
+    assert report.method_scores[report.method] == max(report.method_scores.values())
+
+
+def test_bad_requests(resnet20_checkpoint: Path, npz_data: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--calib"):
+        QuantizeOptions()
+    with pytest.raises(UsageError, match="--max-drop"):
+        QuantizeOptions(calib=npz_data, max_drop=0.5)
+    with pytest.raises(UsageError, match="does not exist"):
+        quantize(resnet20_checkpoint, tmp_path / "missing" / "q.onnx", QuantizeOptions(calib=npz_data))
+
+
+def test_max_drop_keeps_weighted_layers_in_float(
+    resnet20_checkpoint: Path, npz_data: str, tmp_path: Path
+) -> None:
+    from edgeres.quantize.tuning import weighted_nodes
+
+    opts = QuantizeOptions(
+        calib=npz_data, target="cpu", calib_size=64, eval_data=npz_data, max_drop=0.0, progress=False
+    )
+    report = quantize(resnet20_checkpoint, tmp_path / "q.onnx", opts)
+    (target,) = report.targets
+    assert set(target.excluded_nodes) <= set(weighted_nodes(report.fp32_onnx))
+    graph = onnx.load(str(target.path)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    by_name = {n.name: n for n in graph.node}
+    for name in target.excluded_nodes:  # kept in float: weights straight from an initializer
+        assert by_name[name].input[1] not in dequantized
+    quantized = [n for n in graph.node if n.op_type == "Conv" and n.input[1] in dequantized]
+    assert len(quantized) + len(target.excluded_nodes) >= 19
+
+
+def test_evaluating_on_other_classes_is_refused(resnet20_checkpoint: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "other.npz"
+    names = np.array([f"c{i}" for i in range(10)])
+    np.savez(
+        path,
+        images=rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8),
+        labels=np.arange(40) % 10,
+        class_names=names,
+    )
+    with pytest.raises(UsageError, match="differ from those of"):
+        quantize(
+            resnet20_checkpoint, tmp_path / "q.onnx", QuantizeOptions(calib=str(path), eval_data=str(path))
+        )

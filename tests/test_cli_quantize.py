@@ -1,0 +1,73 @@
+"""`edgeres quantize` and `edgeres eval` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for c in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"):
+        (root / c).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (36, 36, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return str(root)
+
+
+def test_quantize_prints_the_table_and_writes_json(
+    run_cli, resnet20_checkpoint: Path, images: str, tmp_path
+) -> None:
+    out = tmp_path / "r20.int8.onnx"
+    report = tmp_path / "report.json"
+    r = run_cli(
+        "quantize", str(resnet20_checkpoint), "--calib", images, "--eval", images, "-o", str(out),
+        "--target", "cpu", "--calib-size", "32", "--json", str(report), "--no-progress",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "calibration: percentile on 32 images" in r.out
+    assert "INT8 cpu" in r.out and "agree" in r.out
+    assert "broken.jpg" in r.err  # the corrupt image is named, skipped and counted
+    data = json.loads(report.read_text())
+    assert data["targets"][0]["target"] == "cpu" and data["eval_images"] > 0
+    assert out.exists() and (tmp_path / "r20.int8.calib.json").exists()
+
+
+def test_eval_compares_int8_with_fp32(run_cli, resnet20_checkpoint: Path, images: str, tmp_path) -> None:
+    out = tmp_path / "q.onnx"
+    r = run_cli("quantize", str(resnet20_checkpoint), "--calib", images, "-o", str(out), "--target", "cpu",
+                "--no-progress")  # fmt: skip
+    assert r.code == 0, r.err
+    fp32 = tmp_path / "resnet20.fp32.onnx"
+    result = tmp_path / "eval.json"
+    r = run_cli(
+        "eval", str(out), "--data", images, "--compare", str(fp32), "--json", str(result), "--no-progress"
+    )
+    assert r.code == 0, r.err
+    assert "top-1 agreement with the reference" in r.out
+    data = json.loads(result.read_text())
+    assert data["result"]["num_images"] == 60
+    assert 0.0 <= data["reference"]["agreement"] <= 1.0
+    torch_eval = run_cli("eval", str(resnet20_checkpoint), "--data", images, "--no-progress", "--json",
+                         str(tmp_path / "t.json"))  # fmt: skip
+    assert torch_eval.code == 0, torch_eval.err
+    onnx_eval = json.loads(result.read_text())["reference"]["result"]
+    assert json.loads((tmp_path / "t.json").read_text())["result"]["top1"] == pytest.approx(onnx_eval["top1"])
+
+
+def test_quantize_errors_are_one_line(run_cli, resnet20_checkpoint: Path, tmp_path) -> None:
+    r = run_cli("quantize", str(resnet20_checkpoint), "-o", str(tmp_path / "q.onnx"))
+    assert r.code == 2 and r.err.startswith("error:") and "--calib" in r.err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run_cli("quantize", str(resnet20_checkpoint), "--calib", str(empty), "-o", str(tmp_path / "q.onnx"))
+    assert r.code != 0 and r.err.startswith("error:") and "Traceback" not in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written
