@@ -58,7 +58,9 @@ INT8_CONV_OPS: frozenset[str] = frozenset(
     {"QLinearConv", "ConvInteger", "QGemm", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat"}
 )
 #: ... and those that run one in float.
-FLOAT_CONV_OPS: frozenset[str] = frozenset({"Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose"})
+FLOAT_CONV_OPS: frozenset[str] = frozenset(
+    {"Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+)
 _ORT_PROPS = ("onnx.infer", "onnx.quant.pre_process")  # bookkeeping keys ONNX Runtime's tools add
 _MISSING = re.compile(r"not specified for param (\S+)")
 
