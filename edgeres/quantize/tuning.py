@@ -43,12 +43,13 @@ class _Tuner:
         self.count = 0
         self.fp32 = self.run(fp32)
 
-    def run(self, path: Path) -> EvalResult:
+    def run(self, path: Path, target: str = "fp32") -> EvalResult:
         from edgeres.evaluate import evaluate
+        from edgeres.quantize.workflow import faithful_to
         from edgeres.runners import OnnxRuntimeRunner
 
         s = self.selection
-        runner = OnnxRuntimeRunner(path, threads=self.opts.threads)
+        runner = OnnxRuntimeRunner(path, threads=self.opts.threads, disabled_optimizers=faithful_to(target))
         return evaluate(runner, s.calib_source, s.tune_indices, self.meta.preprocessing, progress=False)
 
     def score(
@@ -61,7 +62,7 @@ class _Tuner:
         self.count += 1
         path = Path(self.tmp.name) / f"candidate{self.count}.onnx"
         write_qdq(fp32, ranges, target, path, exclude_nodes=exclude)  # type: ignore[arg-type]
-        result = self.run(path)
+        result = self.run(path, target)
         path.unlink()
         base, top1 = self.fp32.top1, result.top1
         drop = 0.0 if base is None or top1 is None else 100 * (base - top1)

@@ -113,6 +113,15 @@ class QuantizeReport:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
+def faithful_to(target: str) -> tuple[str, ...]:
+    """ONNX Runtime optimizers to disable so the CPU runs a Q/DQ model as ``target`` would.
+
+    ORT's WeightBiasQuantization quantizes a float Conv that sits between Q/DQ pairs (one
+    kept in float by --max-drop); TensorRT keeps it float, ORT's CPU provider does not.
+    """
+    return ("WeightBiasQuantization",) if target == "tensorrt" else ()
+
+
 def _fp32_onnx(loaded: LoadedModel, out_dir: Path, stem: str) -> Path:
     if loaded.is_onnx:
         assert loaded.path is not None
@@ -243,14 +252,14 @@ def _evaluate_all(
     source = selection.eval_source
     assert source is not None
 
-    def run(path: Path) -> Any:
-        runner = OnnxRuntimeRunner(path, threads=opts.threads)
+    def run(path: Path, target: str = "fp32") -> Any:
+        runner = OnnxRuntimeRunner(path, threads=opts.threads, disabled_optimizers=faithful_to(target))
         return evaluate(runner, source, selection.eval_indices, meta.preprocessing, progress=opts.progress)
 
     base = run(report.fp32_onnx)
     targets = []
     for t in report.targets:
-        r = run(t.path)
+        r = run(t.path, t.target)
         drop = None if base.top1 is None or r.top1 is None else 100 * (base.top1 - r.top1)
         targets.append(
             replace(

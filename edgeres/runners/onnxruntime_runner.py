@@ -46,9 +46,13 @@ class OnnxRuntimeRunner(Runner):
         providers: Sequence[str] | None = None,
         device: str = "cpu",
         threads: int | None = None,
+        disabled_optimizers: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.path = Path(path)
+        #: ONNX Runtime graph optimizers to switch off, e.g. "WeightBiasQuantization", which would
+        #: quantize a Conv that a Q/DQ model deliberately keeps in float.
+        self.disabled_optimizers = tuple(disabled_optimizers)
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be at least 1, got {threads}")
         self.providers = resolve_providers(providers, device)
@@ -67,7 +71,12 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
+            session = ort.InferenceSession(
+                str(self.path),
+                sess_options=options,
+                providers=self.providers,
+                disabled_optimizers=list(self.disabled_optimizers) or None,
+            )
         except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, InvalidGraph, ...)
             raise EdgeresError(
                 f"'{self.path}' is not a valid ONNX model ({_first_line(exc)}); re-export it with edgeres"

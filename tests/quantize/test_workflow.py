@@ -153,3 +153,28 @@ def test_evaluating_on_other_classes_is_refused(resnet20_checkpoint: Path, tmp_p
         quantize(
             resnet20_checkpoint, tmp_path / "q.onnx", QuantizeOptions(calib=str(path), eval_data=str(path))
         )
+
+
+def test_tensorrt_layout_is_evaluated_with_excluded_convs_kept_float(
+    resnet20_checkpoint: Path, npz_data: str, tmp_path: Path
+) -> None:
+    """ORT's CPU optimizer would quantize a float conv between Q/DQ pairs; TensorRT would not."""
+    from edgeres.quantize.qdq import conv_kernels, count_int8_kernels, write_qdq
+    from edgeres.quantize.tuning import weighted_nodes
+    from edgeres.quantize.workflow import faithful_to
+
+    report = quantize(
+        resnet20_checkpoint,
+        tmp_path / "q.onnx",
+        QuantizeOptions(calib=npz_data, target="cpu", progress=False),
+    )
+    from edgeres.quantize.cache import load_cache
+
+    ranges, _ = load_cache(report.cache)
+    middle = weighted_nodes(report.fp32_onnx)[10]  # reads a DequantizeLinear, feeds a QuantizeLinear
+    path = write_qdq(report.fp32_onnx, ranges, "cpu", tmp_path / "x.onnx", exclude_nodes=(middle,)).path
+    faithful_int8, faithful_float = conv_kernels(
+        count_int8_kernels(path, disabled_optimizers=faithful_to("tensorrt"))
+    )
+    assert (faithful_int8, faithful_float) == (19, 1)
+    assert faithful_to("cpu") == ()
