@@ -36,22 +36,12 @@ from edgeres.quantize.methods import compute_range
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.settings import CalibrationSettings, Method
 
-__all__ = [
-    "CalibrationPlan",
-    "CalibrationResult",
-    "CalibrationStats",
-    "DataReader",
-    "calibration_plan",
-    "collect_ranges",
-    "collect_statistics",
-    "compute_ranges",
-]
+__all__ = ["CalibrationPlan", "CalibrationResult", "CalibrationStats", "DataReader", "calibration_plan"]
+__all__ += ["collect_ranges", "collect_statistics", "compute_ranges"]
 
 log = logging.getLogger(__name__)
 
-_FLOAT_TYPES = frozenset(
-    {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-)
+_FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE})
 _SAME_VALUES = frozenset({"Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})
 
 
@@ -78,12 +68,10 @@ class CalibrationStats:
 
     def ranges(self, method: Method | None = None, *, percentile: float | None = None) -> Ranges:
         """Ranges by ``method`` (default: the settings'), with ``percentile`` for that method."""
-        changes: dict[str, Any] = {}
-        if method is not None:
-            changes["method"] = method
-        if percentile is not None:
-            changes["percentile"] = percentile
-        return compute_ranges(self, self.settings.replace(**changes) if changes else self.settings)
+        changes = {"method": method, "percentile": percentile}
+        return compute_ranges(
+            self, self.settings.replace(**{k: v for k, v in changes.items() if v is not None})
+        )
 
     @property
     def nbytes(self) -> int:
@@ -103,24 +91,18 @@ class CalibrationResult:
     peak_rss_mb: float | None = None
 
     def summary(self) -> str:
-        return (
-            f"{len(self.ranges)} tensors calibrated by {self.method} on {self.num_images} images "
-            f"in {self.seconds:.1f} s"
-        )
+        n, images, s = len(self.ranges), self.num_images, self.seconds
+        return f"{n} tensors calibrated by {self.method} on {images} images in {s:.1f} s"
 
 
 def compute_ranges(stats: CalibrationStats, settings: CalibrationSettings) -> Ranges:
     """The range of every tensor in ``stats`` by ``settings.method``."""
+    options: dict[str, Any] = {
+        "percentile": settings.percentile,
+        "num_quantized_bins": settings.num_quantized_bins,
+    }
     return {
-        name: compute_range(
-            hist,
-            settings.method,
-            name,
-            percentile=settings.percentile,
-            num_quantized_bins=settings.num_quantized_bins,
-        )
-        for name, hist in stats.histograms.items()
-        if hist.count
+        n: compute_range(h, settings.method, n, **options) for n, h in stats.histograms.items() if h.count
     }
 
 
@@ -219,8 +201,8 @@ def _run(session: Any, fetched: list[str], feed: Mapping[str, np.ndarray], path:
     return outputs
 
 
-def _peak_rss_mb() -> float | None:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB on Linux
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
@@ -247,6 +229,8 @@ def collect_statistics(
     except Exception as exc:  # protobuf and onnx raise many types for a damaged file
         raise UsageError(f"cannot read '{path}' as an ONNX model ({exc}); re-export it") from exc
     plan = calibration_plan(model, tensors)
+    if not plan.tensors:
+        raise UsageError("no tensors to calibrate were given; name at least one, or none for all")
     present = {o.name for o in model.graph.output}  # the augmented model: our copy, extended in place
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in plan.fetched if n not in present)
     session = _session(model, path)
@@ -270,7 +254,7 @@ def collect_statistics(
     # image take 1090 ms instead of 70 here (torch.set_num_threads is global: restored after).
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    pool = ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="edgeres-calibration")
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="calibration")
     pending: list[Future[None]] = []
     try:
         while (feed := reader.get_next()) is not None:
@@ -289,17 +273,11 @@ def collect_statistics(
                     per_image = sum(o.nbytes for o in outputs)
                     batch_size = settings.resolve_batch_size(per_image)
                     log.info("calibration batches of %d (%.1f MB/image)", batch_size, per_image / 1e6)
-                images = min(step, size - done)
                 _finish(pending)  # the previous batch: at most two batches' outputs are alive
-                pending = [
-                    pool.submit(
-                        histograms[name].update,
-                        value,
-                        name,
-                        stride=sample_stride(value.size // images, settings.sample_per_image),
-                    )
-                    for name, value in zip(fetched, outputs, strict=True)
-                ]
+                images, budget = min(step, size - done), settings.sample_per_image
+                for name, value in zip(fetched, outputs, strict=True):
+                    stride = sample_stride(value.size // images, budget)
+                    pending.append(pool.submit(histograms[name].update, value, name, stride=stride))
                 del outputs, chunk  # nothing of a batch outlives its updates
                 done += step
             num_images += size
@@ -323,11 +301,6 @@ def collect_statistics(
     )
 
 
-def _cores() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, cores or 1))
-
-
 def _finish(pending: list[Future[None]]) -> None:
     for future in pending:
         future.result()  # re-raises, e.g. NonFiniteActivationError
@@ -338,7 +311,7 @@ def _batch_len(feed: Mapping[str, np.ndarray], input_names: set[str]) -> int:
     missing = sorted(input_names - set(feed))
     if missing:
         raise UsageError(f"the calibration reader gave no '{missing[0]}', which the model needs as input")
-    sizes = {len(feed[name]) for name in input_names}
+    sizes = sorted({len(feed[name]) for name in input_names})
     if len(sizes) != 1:
-        raise UsageError(f"the calibration reader's inputs have different batch sizes {sorted(sizes)}")
-    return sizes.pop()
+        raise UsageError(f"the calibration reader's inputs have different batch sizes {sizes}")
+    return sizes[0]

@@ -321,3 +321,8 @@ def test_non_finite_activations_stop_calibration(tmp_path: Path) -> None:
     with pytest.raises(EdgeresError, match="log holds NaN or infinite values"):
         collect_statistics(path, reader_for(8, batch=4), progress=False)  # normalized pixels < 0: NaN
     assert torch.get_num_threads() == threads  # restored after the failure too
+
+
+def test_an_empty_tensor_list_is_refused(tiny: Path) -> None:
+    with pytest.raises(UsageError, match="no tensors to calibrate"):
+        collect_statistics(tiny, reader_for(2), tensors=[], progress=False)
