@@ -1,0 +1,84 @@
+"""INT8 against FP32 accuracy with default settings, for trained checkpoints and both targets.
+
+For each checkpoint this runs `edgeres quantize` as a library call, exactly as the CLI does
+with its defaults (percentile 99.999, 512 class-stratified calibration images, both
+targets), evaluating on the images held out from calibration (the validation split that
+`edgeres train` recorded in the checkpoint). It prints one table and writes JSON::
+
+    python benchmarks/quantize_accuracy.py runs/r20/best.pt runs/r56/best.pt \\
+        --data ../shared/data/cifar10/train --out quantize_accuracy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from edgeres.quantize.settings import CalibrationSettings
+from edgeres.quantize.workflow import QuantizeOptions, quantize
+from edgeres.sysinfo import collect
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--data", required=True, help="Calibration and evaluation data (the training data).")
+    parser.add_argument("--calib-size", type=int, default=512)
+    parser.add_argument("--method", default="percentile")
+    parser.add_argument("--out", type=Path, help="Write the results as JSON.")
+    args = parser.parse_args()
+
+    rows = []
+    for ckpt in args.checkpoints:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            options = QuantizeOptions(
+                calib=args.data,
+                target="all",
+                settings=CalibrationSettings(method=args.method),
+                calib_size=args.calib_size,
+                eval_data=args.data,
+                progress=False,
+            )
+            report = quantize(ckpt, Path(tmp) / "q.onnx", options)
+            seconds = time.perf_counter() - start
+        for t in report.targets:
+            rows.append(
+                {
+                    "model": f"{report.meta.arch} ({ckpt})",
+                    "target": t.target,
+                    "method": report.method,
+                    "calib_images": report.calib_images,
+                    "eval_images": report.eval_images,
+                    "fp32_top1": report.fp32_top1,
+                    "int8_top1": t.top1,
+                    "drop_points": t.drop,
+                    "agreement": t.agreement,
+                    "seconds": seconds,
+                    "note": report.selection_note,
+                }
+            )
+    print(f"{'model':<40}{'target':<10}{'images':>7}{'FP32':>9}{'INT8':>9}{'drop':>8}{'agree':>9}")
+    for r in rows:
+        print(
+            f"{r['model']:<40}{r['target']:<10}{r['eval_images']:>7}{100 * r['fp32_top1']:>8.2f}%"
+            f"{100 * r['int8_top1']:>8.2f}%{r['drop_points']:>+8.2f}{100 * r['agreement']:>8.2f}%"
+        )
+    if args.out:
+        machine = collect()
+        args.out.write_text(
+            json.dumps(
+                {"machine": {"cpu": machine.cpu_model, "platform": platform.platform()}, "results": rows},
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
