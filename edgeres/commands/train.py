@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -62,6 +63,12 @@ recipe_options = compose(
 )
 
 
+def _epoch_lines(progress: bool) -> None:
+    """Without progress bars, still print one line per epoch (the library logs it at INFO)."""
+    if not progress:
+        logging.getLogger("edgeres.train").setLevel(logging.INFO)
+
+
 def _settings_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
     shortcut = opts.pop("shortcut", None)
     opts.pop("no_progress", None)
@@ -103,6 +110,7 @@ def train_cmd(arch: str, out: str, resume: str | None, overwrite: bool, **opts: 
     from edgeres.train import TrainSettings, train
 
     progress = not opts.get("no_progress")
+    _epoch_lines(progress)
     settings = TrainSettings(arch=arch, out=out, **_settings_kwargs(opts))  # type: ignore[arg-type]
     result = train(
         settings,
@@ -155,6 +163,7 @@ def degradation_cmd(out: str, archs: str, resume: bool, **opts: Any) -> None:
     from edgeres.train import run_degradation
 
     progress = not opts.get("no_progress")
+    _epoch_lines(progress)
     kwargs = _settings_kwargs(opts)
     data, epochs = kwargs.pop("data"), kwargs.pop("epochs")
     names = [a.strip() for a in archs.split(",") if a.strip()]

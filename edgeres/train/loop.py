@@ -150,8 +150,8 @@ def train(
     taken = [p.name for p in (out / "last.pt", out / "best.pt") if p.exists()]
     if source is None and taken and not overwrite:
         raise UsageError(
-            f"{out} already holds a training run ({', '.join(taken)}); resume it, choose another "
-            "output folder, or overwrite it"
+            f"{out} already holds a training run ({', '.join(taken)}); continue it with --resume, "
+            "choose another output folder, or start over with --overwrite"
         )
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {out} is a file; choose another output folder")
