@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from edgeres.commands import engine, export, models, quantize, train
+from edgeres.commands import bench, engine, export, models, quantize, train
 
 COMMANDS: tuple[click.Command, ...] = (
     models.models_cmd,
@@ -21,6 +21,7 @@ COMMANDS: tuple[click.Command, ...] = (
     quantize.eval_cmd,
     engine.build_engine_cmd,
     engine.convert_fp16_cmd,
+    bench.bench_cmd,
     train.train_cmd,
     train.experiment_group,
 )

@@ -1,0 +1,218 @@
+"""Measure a model's latency on this machine, batch size by batch size.
+
+Each timed iteration is one :meth:`Runner.infer` call between two
+``time.perf_counter()`` readings: host array in, host logits out ("end-to-end",
+copies included). A runner with ``compute_ms`` (TensorRT) also reports the GPU time
+of the engine alone, measured with CUDA events. A model that fails to load, or a
+batch size it cannot take, becomes a result row with the error; the other rows
+are still measured.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeres.bench.results import BenchResult
+from edgeres.errors import EdgeresError, UsageError
+
+__all__ = ["BenchSettings", "benchmark"]
+
+log = logging.getLogger(__name__)
+
+_BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+_ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What to measure: batch sizes, warm-up, and either a number of iterations or a duration.
+
+    ``iters`` and ``duration`` (seconds) are exclusive; give ``iters=None`` to time by duration.
+    ``precision`` (fp32/fp16) applies to the torch backend on CUDA.
+    """
+
+    batches: tuple[int, ...] = (1,)
+    warmup: int = 10
+    iters: int | None = 100
+    duration: float | None = None
+    threads: int | None = None
+    backend: str = "auto"
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if not self.batches:
+            raise UsageError("give at least one batch size, e.g. --batch 1,8,32")
+        for b in self.batches:
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise UsageError(f"batch sizes must be positive integers, got {b!r}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be 0 or more, got {self.warmup}")
+        if self.iters is not None and self.duration is not None:
+            raise UsageError("give either --iters or --duration, not both")
+        if self.iters is None and self.duration is None:
+            raise UsageError("give --iters N or --duration SECONDS")
+        if self.iters is not None and self.iters < 1:
+            raise UsageError(f"--iters must be at least 1, got {self.iters}")
+        if self.duration is not None and not self.duration > 0:
+            raise UsageError(f"--duration must be a positive number of seconds, got {self.duration}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if self.backend not in _BACKENDS:
+            raise UsageError(f"unknown backend '{self.backend}'; choose one of {', '.join(_BACKENDS)}")
+        kind, _, index = self.device.lower().partition(":")
+        if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+            raise UsageError(f"unknown device '{self.device}'; use cpu or cuda (cuda:N)")
+        if self.precision not in ("fp32", "fp16"):
+            raise UsageError(f"unknown precision '{self.precision}'; use fp32 or fp16")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["batches"] = list(self.batches)
+        return d
+
+
+def benchmark(model_path: str | os.PathLike[str], settings: BenchSettings) -> list[BenchResult]:
+    """One :class:`BenchResult` per batch size in ``settings`` for the model at ``model_path``."""
+    name = Path(model_path).name
+    try:
+        source, input_size = _prepare(Path(model_path), settings)
+    except EdgeresError as exc:
+        return [
+            _failed(name, _guess_backend(Path(model_path), settings), settings, b, exc)
+            for b in settings.batches
+        ]
+    return [_measure_batch(name, source, input_size, settings, b) for b in settings.batches]
+
+
+def _guess_backend(path: Path, settings: BenchSettings) -> str:
+    if settings.backend != "auto":
+        return settings.backend
+    suffix = path.suffix.lower()
+    return "onnxruntime" if suffix == ".onnx" else "tensorrt" if suffix in _ENGINE_SUFFIXES else "torch"
+
+
+def _prepare(path: Path, settings: BenchSettings) -> tuple[Any, tuple[int, int] | None]:
+    """What make_runner gets (a loaded module for PyTorch files, else the path) and the input (H, W).
+
+    A PyTorch model is loaded once, not once per batch size. The input size comes from the
+    model's metadata; for ONNX and engines the runner's input shape wins where it is fixed.
+    """
+    from edgeres.loading import load_model
+
+    if not path.exists():
+        raise UsageError(f"model file '{path}' does not exist")
+    if path.is_dir():
+        raise UsageError(f"'{path}' is a folder; give the model file (.pt, .onnx, .engine)")
+    backend = _guess_backend(path, settings)
+    if backend == "torch" and path.suffix.lower() != ".onnx" and path.suffix.lower() not in _ENGINE_SUFFIXES:
+        loaded = load_model(path)
+        return loaded.require_module(), loaded.meta.preprocessing.input_size
+    if path.suffix.lower() == ".onnx":
+        return path, load_model(path).meta.preprocessing.input_size
+    return path, None
+
+
+def _failed(name: str, backend: str, settings: BenchSettings, batch: int, exc: BaseException) -> BenchResult:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not isinstance(exc, EdgeresError):
+        message = f"{type(exc).__name__}: {message}"
+    return BenchResult(
+        model=name,
+        backend=backend,
+        device="cuda" if backend == "tensorrt" and settings.device == "cpu" else settings.device,
+        precision=settings.precision,
+        batch=batch,
+        threads=settings.threads,
+        error=message,
+    )
+
+
+def _input_shape(runner: Any, batch: int, input_size: tuple[int, int] | None) -> tuple[int, int, int, int]:
+    shape = tuple(runner.input_shape)
+    n, c, h, w = (*shape, None, None, None, None)[:4]
+    if n is not None and n != batch:
+        raise UsageError(
+            f"the model takes batches of {n} only, not {batch}; "
+            "export or build it with a dynamic batch to measure other batch sizes"
+        )
+    if (h is None or w is None) and input_size is not None:
+        h, w = h or input_size[0], w or input_size[1]
+    if h is None or w is None:
+        raise UsageError(
+            "the model's input height and width are unknown; give a model with a fixed input size"
+        )
+    return batch, int(c or 3), int(h), int(w)
+
+
+def _measure_batch(
+    name: str, source: Any, input_size: tuple[int, int] | None, settings: BenchSettings, batch: int
+) -> BenchResult:
+    from edgeres.runners import make_runner
+
+    backend = _guess_backend(Path(source) if isinstance(source, (str, os.PathLike)) else Path(""), settings)
+    try:
+        runner = make_runner(
+            source,
+            settings.backend,
+            device=settings.device,
+            threads=settings.threads,
+            precision=settings.precision,
+        )
+        backend = runner.name
+        with runner:
+            x = np.random.default_rng(0).standard_normal(
+                _input_shape(runner, batch, input_size), dtype=np.float32
+            )
+            times, compute = _time(runner, x, settings)
+            return BenchResult.measured(
+                model=name,
+                backend=runner.name,
+                device=runner.device,
+                precision=runner.precision,
+                batch=batch,
+                threads=settings.threads,
+                times_ms=times,
+                compute_ms=compute,
+            )
+    except Exception as exc:  # one failing batch or backend must not abort the rest of the benchmark
+        log.debug("benchmark of %s at batch %d failed", name, batch, exc_info=True)
+        return _failed(name, backend, settings, batch, exc)
+
+
+def _time(runner: Any, x: np.ndarray, settings: BenchSettings) -> tuple[list[float], list[float] | None]:
+    """Warm up, then time each infer call; the garbage collector is paused while timing."""
+    for _ in range(settings.warmup):
+        runner.infer(x)
+    times: list[float] = []
+    compute: list[float] = []
+    has_compute = hasattr(runner, "compute_ms")
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        deadline = None if settings.duration is None else time.perf_counter() + settings.duration
+        while True:
+            start = time.perf_counter()
+            runner.infer(x)
+            end = time.perf_counter()
+            times.append((end - start) * 1000.0)
+            if has_compute and runner.compute_ms is not None:
+                compute.append(float(runner.compute_ms))
+            if deadline is None:
+                if settings.iters is not None and len(times) >= settings.iters:
+                    break
+            elif end >= deadline:
+                break
+    finally:
+        if was_enabled:
+            gc.enable()
+    return times, compute if has_compute and len(compute) == len(times) else None

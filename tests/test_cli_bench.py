@@ -1,0 +1,80 @@
+"""`edgeres bench` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgeres import load_model
+    from edgeres.checkpoint import create_checkpoint
+    from edgeres.export import export_onnx
+
+    root = tmp_path_factory.mktemp("cli-bench")
+    loaded = load_model(create_checkpoint("resnet20", root / "resnet20.pt"))
+    return export_onnx(
+        loaded.require_module(), loaded.meta, root / "resnet20.onnx", exporter="torchscript"
+    ).path
+
+
+def test_bench_prints_the_table_and_writes_json(run_cli, onnx_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    missing = tmp_path / "missing.onnx"
+    r = run_cli("bench", str(onnx_model), str(missing), "--batch", "1,2", "--warmup", "1", "--iters", "3",
+                "--threads", "1", "--json", str(out))  # fmt: skip
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0].split()[:7] == ["model", "backend", "device", "prec", "batch", "iters", "mean"]
+    assert lines[1].split()[:6] == ["resnet20.onnx", "onnxruntime", "cpu", "fp32", "1", "3"]
+    assert lines[2].split()[:6] == ["resnet20.onnx", "onnxruntime", "cpu", "fp32", "2", "3"]
+    assert lines[3].startswith("missing.onnx") and "error: model file" in lines[3]
+    for line in r.err.splitlines():
+        assert line.startswith("warning: resnet20.onnx at batch") and "too noisy" in line
+    data = json.loads(out.read_text())
+    assert data["environment"]["threads"] == 1 and data["environment"]["cpu_count"] >= 1
+    assert "libraries" in data["environment"] and "onnxruntime_providers" in data["environment"]
+    assert data["settings"]["batches"] == [1, 2] and data["settings"]["iters"] == 3
+    assert [(x["batch"], x["error"] is None) for x in data["results"]] == [
+        (1, True),
+        (2, True),
+        (1, False),
+        (2, False),
+    ]
+
+
+def test_bench_fails_when_nothing_ran(run_cli, tmp_path: Path) -> None:
+    r = run_cli("bench", str(tmp_path / "a.onnx"), str(tmp_path / "b.pt"), "--iters", "3")
+    assert r.code == 1
+    assert r.err.strip().splitlines() == [
+        f"error: no benchmark ran (model file '{tmp_path / 'a.onnx'}' does not exist); see the table above"
+    ]
+    assert "a.onnx" in r.out and "b.pt" in r.out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--iters", "0"], "error: --iters must be at least 1, got 0"),
+        (["--iters", "5", "--duration", "2"], "error: give either --iters or --duration, not both"),
+        (
+            ["--batch", "1,x"],
+            "error: --batch takes positive integers separated by commas, like 1,8,32; got '1,x'",
+        ),
+        (["--batch", "0"], "error: --batch takes positive integers"),
+        (["--warmup", "-1"], "error: --warmup must be 0 or more, got -1"),
+    ],
+)
+def test_bench_usage_errors(run_cli, onnx_model: Path, args: list[str], message: str) -> None:
+    r = run_cli("bench", str(onnx_model), *args)
+    assert r.code == 2
+    assert len(r.err.strip().splitlines()) == 1 and r.err.startswith(message)
+    assert r.out == ""
+
+
+def test_bench_help_has_examples(run_cli) -> None:
+    r = run_cli("bench", "--help")
+    assert r.code == 0 and "Examples:" in r.out and "edgeres bench resnet20.onnx" in r.out
