@@ -58,7 +58,6 @@ def _setup_logging(level: int) -> None:
     handler._edgeres_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
 
 
 from edgeres.commands import register  # noqa: E402  (the group must exist first)
