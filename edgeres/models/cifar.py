@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgeres.errors import UsageError
-from edgeres.models.imagenet import check_zero_init, conv1x1, conv3x3, init_weights
+from edgeres.models.imagenet import BasicBlock, check_zero_init, conv1x1, conv3x3, init_weights
 
 __all__ = ["STAGE_WIDTHS", "CifarBasicBlock", "CifarResNet", "Shortcut", "ZeroPadShortcut"]
 
@@ -58,36 +58,8 @@ class ZeroPadShortcut(nn.Module):
         return f"stride={self.stride}, pad=({self.pad_before}, {self.pad_after})"
 
 
-class CifarBasicBlock(nn.Module):
-    """Two 3x3 convs with BN; the shortcut (if any) is the ``downsample`` module."""
-
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        *,
-        residual: bool = True,
-    ) -> None:
-        super().__init__()
-        self.residual = residual
-        self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample
-        self.stride = stride
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.residual:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = out + identity
-        out = self.relu(out)
-        return out
+#: The CIFAR nets use the same basic block as ResNet-18/34; only their shortcuts differ.
+CifarBasicBlock = BasicBlock
 
 
 class CifarResNet(nn.Module):
