@@ -68,8 +68,9 @@ register(cli)
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn user errors into one line."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--debug" in args[1:]:  # accepted anywhere on the line, not only before the command
-        args = ["--debug", *(a for a in args if a != "--debug")]
+    for flag in ("--debug", "--verbose"):  # accepted anywhere on the line, not only before the command
+        if flag in args[1:]:
+            args = [flag, *(a for a in args if a != flag)]
     try:
         cli.main(args=args, prog_name="edgeres", standalone_mode=False)
     except EdgeresError as exc:

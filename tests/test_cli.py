@@ -140,3 +140,9 @@ def test_create_refuses_options_the_arch_does_not_take(run_cli, tmp_path: Path) 
     r = run_cli("create", "resnet18", "-o", str(tmp_path / "x.pt"), "--shortcut", "A")
     assert r.code == 2 and r.err.startswith("error:")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_verbose_is_accepted_after_the_command(run_cli, resnet20_checkpoint: Path, tmp_path: Path) -> None:
+    r = run_cli("export", str(resnet20_checkpoint), "-o", str(tmp_path / "m.onnx"), "--verbose")
+    assert r.code == 0, r.err
+    assert "info: " in r.err
