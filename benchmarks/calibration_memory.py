@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import SIZES, export_random
 
 FP32_RUNS = ("fp32", "fp32-nospin")
-SIZES = {"resnet18": 224, "resnet34": 224, "resnet50": 224, "resnet101": 224, "resnet20": 32, "resnet56": 32}
 
 
 def vm_kb(field: str) -> int:
@@ -41,23 +41,6 @@ def vm_kb(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
-
-
-def export(name: str, folder: Path) -> Path:
-    import torch
-
-    from edgeres.export.fold import randomize_batchnorm
-    from edgeres.export.onnx_export import export_onnx
-    from edgeres.metadata import ModelMeta, Preprocessing
-    from edgeres.models import get_model
-
-    torch.manual_seed(0)
-    size = SIZES[name]
-    classes = 10 if size == 32 else 1000
-    net = get_model(name, num_classes=classes)
-    randomize_batchnorm(net)
-    meta = ModelMeta(arch=name, num_classes=classes, preprocessing=Preprocessing(input_size=(size, size)))
-    return export_onnx(net.eval(), meta, folder / f"{name}.onnx", exporter="torchscript", verify=False).path
 
 
 def write_images(folder: Path, count: int, side: int) -> None:
@@ -157,7 +140,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgeres-calib-bench-") as tmp:
         folder = Path(tmp)
-        onnx_path = export(args.model, folder)
+        onnx_path = export_random(args.model, folder)
         side = SIZES[args.model]
         write_images(folder / "images", max(sizes), 256 if side == 224 else side)
         print(f"{args.model}: {onnx_path.stat().st_size / 1e6:.0f} MB ONNX, {max(sizes)} JPEGs", flush=True)

@@ -31,11 +31,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from _common import SIZES, export_random
 
-from edgeres.export.fold import randomize_batchnorm
-from edgeres.export.onnx_export import export_onnx
-from edgeres.metadata import ModelMeta, Preprocessing
-from edgeres.models import get_model
 from edgeres.quantize.collect import collect_ranges
 from edgeres.quantize.layouts import LAYOUTS, QdqLayout
 from edgeres.quantize.qdq import conv_kernels, count_int8_kernels, write_qdq_layout
@@ -60,17 +57,6 @@ VARIANTS: dict[str, QdqLayout] = {
     "cpu-float-stem": CPU,  # the default layout with the first conv (3 input channels) kept in float
     "tensorrt": LAYOUTS["tensorrt"],
 }
-SIZES = {"resnet20": 32, "resnet56": 32, "resnet50": 224}
-
-
-def export(name: str, folder: Path) -> Path:
-    torch.manual_seed(0)
-    size = SIZES[name]
-    classes = 10 if size == 32 else 1000
-    net = get_model(name, num_classes=classes)
-    randomize_batchnorm(net)
-    meta = ModelMeta(arch=name, num_classes=classes, preprocessing=Preprocessing(input_size=(size, size)))
-    return export_onnx(net.eval(), meta, folder / f"{name}.onnx", exporter="torchscript", verify=False).path
 
 
 def calibrate(path: Path, size: int, batches: int = 2, batch: int = 8) -> Ranges:
@@ -150,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         for model in args.models.split(","):
             size = SIZES[model]
-            fp32 = export(model, folder)
+            fp32 = export_random(model, folder)
             ranges = calibrate(fp32, size)
             paths = {"fp32": fp32}
             kernels[model] = {"fp32": conv_kernels(count_int8_kernels(fp32))}

@@ -1,0 +1,26 @@
+"""Shared by the benchmark scripts (run as `python benchmarks/NAME.py`, so this folder is on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Default input size of the models the latency and calibration benchmarks use.
+SIZES = {"resnet18": 224, "resnet34": 224, "resnet50": 224, "resnet101": 224, "resnet20": 32, "resnet56": 32}
+
+
+def export_random(name: str, folder: Path) -> Path:
+    """Export ``name`` with fixed random weights and BatchNorm statistics: latency needs no training."""
+    import torch
+
+    from edgeres.export.fold import randomize_batchnorm
+    from edgeres.export.onnx_export import export_onnx
+    from edgeres.metadata import ModelMeta, Preprocessing
+    from edgeres.models import get_model
+
+    torch.manual_seed(0)
+    size = SIZES[name]
+    classes = 10 if size == 32 else 1000
+    net = get_model(name, num_classes=classes)
+    randomize_batchnorm(net)
+    meta = ModelMeta(arch=name, num_classes=classes, preprocessing=Preprocessing(input_size=(size, size)))
+    return export_onnx(net.eval(), meta, folder / f"{name}.onnx", exporter="torchscript", verify=False).path
