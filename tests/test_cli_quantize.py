@@ -56,6 +56,11 @@ def test_eval_compares_int8_with_fp32(run_cli, resnet20_checkpoint: Path, images
     data = json.loads(result.read_text())
     assert data["result"]["num_images"] == 60
     assert 0.0 <= data["reference"]["agreement"] <= 1.0
+    assert (data["precision"], data["reference"]["precision"]) == ("int8", "fp32")
+    assert data["size_bytes"] == out.stat().st_size and data["reference"]["size_bytes"] == fp32.stat().st_size
+    bench = run_cli("bench", str(out), "--iters", "2", "--warmup", "1")
+    assert bench.code == 0, bench.err
+    assert bench.out.splitlines()[1].split()[:4] == ["q.onnx", "onnxruntime", "cpu", "int8"]
     torch_eval = run_cli("eval", str(resnet20_checkpoint), "--data", images, "--no-progress", "--json",
                          str(tmp_path / "t.json"))  # fmt: skip
     assert torch_eval.code == 0, torch_eval.err

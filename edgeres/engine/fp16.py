@@ -25,11 +25,13 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, numpy_helper
+from onnx import numpy_helper
 
 from edgeres.atomic import atomic_path
 from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
 from edgeres.export.onnx_meta import check_classifier, load_onnx
+from edgeres.precision import PRECISIONS, QDQ_OPS
+from edgeres.precision import onnx_precision as model_precision
 
 __all__ = [
     "DEFAULT_FP32_OPS",
@@ -59,37 +61,9 @@ DEFAULT_FP32_OPS: tuple[str, ...] = (
 )
 #: The metadata key that records what a model computes in: one of :data:`PRECISIONS`.
 PRECISION_KEY = "edgeres.precision"
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int8+fp16")
 #: The first opset whose QuantizeLinear/DequantizeLinear take float16 scales.
 FP16_QDQ_OPSET = 19
-_QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 _SCALE_TOLERANCE = 2.0**-10  # float16 keeps 10 mantissa bits: a normal scale stays within 0.1%
-
-
-def model_precision(model: onnx.ModelProto) -> str:
-    """What ``model`` computes in, from its contents: fp32, fp16, int8 (Q/DQ) or int8+fp16."""
-    graph = model.graph
-    int8 = any(node.op_type in _QDQ_OPS for node in graph.node)
-    fp16 = (
-        any(t.data_type == TensorProto.FLOAT16 for t in graph.initializer)
-        or any(_is_fp16_node(node) for node in graph.node)
-        or any(
-            v.type.tensor_type.elem_type == TensorProto.FLOAT16
-            for v in (*graph.input, *graph.output, *graph.value_info)
-        )
-    )
-    if int8:
-        return "int8+fp16" if fp16 else "int8"
-    return "fp16" if fp16 else "fp32"
-
-
-def _is_fp16_node(node: onnx.NodeProto) -> bool:
-    for attr in node.attribute:
-        if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
-            return True
-        if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT16:
-            return True
-    return False
 
 
 def convert_fp16(
@@ -191,7 +165,7 @@ def _raise_opset(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
 
 def _qdq_scales(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Scale initializers of the Q/DQ nodes, as float64 arrays, by name."""
-    wanted = {node.input[1] for node in model.graph.node if node.op_type in _QDQ_OPS and len(node.input) > 1}
+    wanted = {node.input[1] for node in model.graph.node if node.op_type in QDQ_OPS and len(node.input) > 1}
     return {
         t.name: numpy_helper.to_array(t).astype(np.float64)
         for t in model.graph.initializer

@@ -101,11 +101,12 @@ def weighted_nodes(fp32: Path) -> list[str]:
 
 def keep_sensitive_in_float(
     fp32: Path, ranges: Ranges, target: str, selection: Selection, meta: ModelMeta, opts: QuantizeOptions
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], dict[str, float]]:
     """The fewest most sensitive weighted layers to keep in float so the drop fits ``opts.max_drop``.
 
     Sensitivity of a layer is the agreement gained by keeping only it in float;
-    layers are then kept in float greedily, most sensitive first.
+    layers are then kept in float greedily, most sensitive first. Returns the layers
+    kept and the sensitivity of every layer (empty when the drop fitted at once).
     """
     assert opts.max_drop is not None
     tuner = _Tuner(fp32, selection, meta, opts)
@@ -113,7 +114,7 @@ def keep_sensitive_in_float(
         agree, drop = tuner.score(fp32, ranges, target)
         log.info("all layers int8: agreement %.2f%%, top-1 drop %.2f points", 100 * agree, drop)
         if drop <= opts.max_drop:
-            return ()
+            return (), {}
         gains: dict[str, float] = {}
         nodes = weighted_nodes(fp32)
         for node in _progress(nodes, opts.progress, "layer sensitivity"):
@@ -127,7 +128,7 @@ def keep_sensitive_in_float(
                 break
         else:
             log.warning("even with every weighted layer in float the drop is %.2f points", drop)
-        return tuple(kept)
+        return tuple(kept), gains
     finally:
         tuner.close()
 

@@ -88,6 +88,8 @@ class TargetReport:
     #: Top-1 points lost against FP32 on the evaluation images (positive = worse).
     drop: float | None = None
     per_class: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Layer -> top-1 agreement gained (a fraction) when only it stays float; measured by --max-drop.
+    sensitivity: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -219,12 +221,14 @@ def quantize(
     for target, path in outputs.items():
         calibration = {"method": method, "images": num_images, "cache": cache.name}
         exclude: tuple[str, ...] = ()
+        sensitivity: dict[str, float] = {}
         if opts.max_drop is not None and selection is not None:
             from edgeres.quantize.tuning import keep_sensitive_in_float
 
-            exclude = keep_sensitive_in_float(fp32, ranges, target, selection, meta, opts)
+            exclude, sensitivity = keep_sensitive_in_float(fp32, ranges, target, selection, meta, opts)
         qdq = write_qdq(fp32, ranges, target, path, exclude_nodes=exclude, calibration=calibration)  # type: ignore[arg-type]
-        reports.append(TargetReport(target, qdq.path, qdq.num_quantized_nodes, qdq.excluded_nodes))
+        kept = qdq.excluded_nodes
+        reports.append(TargetReport(target, qdq.path, qdq.num_quantized_nodes, kept, sensitivity=sensitivity))
     report = QuantizeReport(
         fp32,
         meta,

@@ -25,7 +25,6 @@ _FLOAT_TYPES: dict[str, np.dtype[Any]] = {
     "tensor(float)": np.dtype(np.float32),
     "tensor(float16)": np.dtype(np.float16),
 }
-_PRECISION = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}
 
 
 class OnnxRuntimeRunner(Runner):
@@ -60,6 +59,7 @@ class OnnxRuntimeRunner(Runner):
         self._session: ort.InferenceSession | None = None
         self._input: Any = None
         self._output_name = ""
+        self._precision: str | None = None
 
     def _activate(self) -> None:
         if not self.path.is_file():
@@ -111,9 +111,16 @@ class OnnxRuntimeRunner(Runner):
 
     @property
     def precision(self) -> str:
-        if self._session is None:
-            return "fp32"
-        return _PRECISION.get(self._input.type, "fp32")
+        """fp32, fp16, int8 or int8+fp16, read from the graph (a Q/DQ model has a float input)."""
+        if self._precision is None:
+            if not self.path.is_file():
+                return "fp32"
+            import onnx
+
+            from edgeres.precision import onnx_precision
+
+            self._precision = onnx_precision(onnx.load(str(self.path), load_external_data=False))
+        return self._precision
 
     @property
     def active_providers(self) -> list[str]:

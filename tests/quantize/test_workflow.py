@@ -137,6 +137,10 @@ def test_max_drop_keeps_weighted_layers_in_float(
         assert by_name[name].input[1] not in dequantized
     quantized = [n for n in graph.node if n.op_type == "Conv" and n.input[1] in dequantized]
     assert len(quantized) + len(target.excluded_nodes) >= 19
+    if target.excluded_nodes:  # the drop did not fit at once: every weighted layer was ranked
+        assert set(target.sensitivity) == set(weighted_nodes(report.fp32_onnx))
+        assert all(-1.0 <= g <= 1.0 for g in target.sensitivity.values())
+        assert report.to_dict()["targets"][0]["sensitivity"] == target.sensitivity
 
 
 def test_evaluating_on_other_classes_is_refused(resnet20_checkpoint: Path, tmp_path: Path) -> None:
