@@ -39,3 +39,23 @@ def test_written_files_get_the_usual_mode(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_check_writable_refuses_before_any_work(tmp_path: Path) -> None:
+    from edgeres.atomic import check_writable
+
+    assert check_writable(tmp_path / "out.json") == tmp_path
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(EdgeresError, match="does not exist"):
+        check_writable(blocker / "out.json")
+    with pytest.raises(EdgeresError, match="is a folder"):
+        check_writable(tmp_path)
+
+
+def test_bench_refuses_an_unusable_json_path_before_timing(run_cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = run_cli("bench", str(tmp_path / "missing.onnx"), "--json", str(blocker / "bench.json"))
+    assert r.code == 1 and r.out == ""  # no table: it stopped before measuring
+    assert r.err.startswith("error: output folder") and len(r.err.strip().splitlines()) == 1

@@ -75,7 +75,7 @@ def bench_cmd(
       edgeres bench runs/r20/best.pt --backend torch --iters 200 --json bench.json
       edgeres bench r20.engine --batch 1,8 --duration 10
     """
-    from edgeres.atomic import write_text_atomic
+    from edgeres.atomic import check_writable, write_text_atomic
     from edgeres.bench import BenchSettings, benchmark, format_table, to_json
     from edgeres.sysinfo import collect
 
@@ -91,6 +91,8 @@ def bench_cmd(
         device=device,
         precision=precision,
     )
+    if json_out:
+        check_writable(json_out)  # before the benchmark, not after it
     results = [r for model in models for r in benchmark(model, settings)]
     click.echo(format_table(results))
     for r in results:

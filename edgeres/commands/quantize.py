@@ -95,6 +95,10 @@ def quantize_cmd(
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.workflow import QuantizeOptions, quantize
 
+    if json_out:
+        from edgeres.atomic import check_writable
+
+        check_writable(json_out)  # before calibration, not after it
     settings = CalibrationSettings(
         method="percentile" if method == "auto" else method,  # type: ignore[arg-type]
         percentile=percentile,
@@ -176,11 +180,13 @@ def eval_cmd(
       edgeres eval runs/r20/best.pt --data ./cifar10/val --json eval.json
       edgeres eval resnet50.onnx --data ./imagenet/val --size 5000
     """
-    from edgeres.atomic import write_text_atomic
+    from edgeres.atomic import check_writable, write_text_atomic
     from edgeres.data import open_source, stratified_sample
     from edgeres.evaluate import agreement, evaluate
     from edgeres.runners import make_runner
 
+    if json_out:
+        check_writable(json_out)
     loaded = load_from_options(model, **opts)
     source = open_source(data)
     indices = stratified_sample(source.labels, size, seed=seed) if size else None
