@@ -185,6 +185,7 @@ def _run(
     from tqdm import tqdm
 
     show = progress and info.is_main
+    _warn_without_warmup(s, info)
     saved = load_resume(source, s, info) if source is not None else None
     prep = prepare_data(s, get_spec(s.arch).preprocessing.input_size, info, progress)
     record = {"settings": s.to_dict(), "split": prep.split, "world_size": info.world_size}
@@ -289,6 +290,19 @@ def _run(
         history=tuple(history), meta=with_epoch(meta, history[-1] if history else None),
         skipped_images=len(prep.data.skipped), model=model,
     )  # fmt: skip
+
+
+def _warn_without_warmup(s: TrainSettings, info: dist_.DistInfo) -> None:
+    """Deep residual CIFAR nets can die in their first steps at lr 0.1 (docs/commands/train.md)."""
+    spec = get_spec(s.arch)
+    deep = spec.family == "cifar" and spec.residual and spec.depth >= 56
+    if info.is_main and deep and s.warmup_epochs == 0 and s.lr >= 0.05:
+        log.warning(
+            "%s at lr %g without warm-up can stall at chance in its first steps; "
+            "add --warmup-epochs 1 (the paper warms up its deepest nets)",
+            s.arch,
+            s.lr,
+        )
 
 
 def _finite(model: nn.Module) -> bool:

@@ -119,3 +119,24 @@ def test_detect_reads_torchrun_environment() -> None:
         detect({"WORLD_SIZE": "two"})
     with pytest.raises(UsageError, match="inconsistent"):
         detect({"WORLD_SIZE": "2", "RANK": "2"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "warned"),
+    [
+        ({"arch": "resnet56"}, True),
+        ({"arch": "resnet110", "lr": 0.1}, True),
+        ({"arch": "resnet56", "warmup_epochs": 1, "epochs": 4}, False),
+        ({"arch": "resnet56", "lr": 0.01}, False),
+        ({"arch": "resnet20"}, False),
+        ({"arch": "plain56"}, False),
+    ],
+)
+def test_deep_residual_nets_without_warmup_get_a_warning(
+    changes: dict[str, object], warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edgeres.train.loop import _warn_without_warmup
+
+    with caplog.at_level("WARNING", logger="edgeres.train"):
+        _warn_without_warmup(make(**changes), DistInfo())
+    assert ("--warmup-epochs 1" in caplog.text) is warned
