@@ -1,0 +1,214 @@
+"""Combine the facts into variants: pick the baseline, then drops, agreement and latency ratios.
+
+The baseline is an FP32 variant (the one with latency and accuracy, named most often as
+a reference). A latency ratio is a variant's mean over FP32's mean at the same batch,
+backend and device; a drop is FP32's top-1 minus the variant's, in points, on the same
+images when a file measured both (eval --compare, quantize --eval).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from edgeres.report.data import Accuracy, ClassChange, Environment, Latency, ReportData, Variant
+from edgeres.report.inputs import Fact, Loaded
+from edgeres.report.variants import Group, group_facts, label_groups, locate, sort_key
+
+__all__ = ["combine"]
+
+_KIND_RANK = {"eval": 0, "quantize": 1, "reference": 2}
+
+
+def combine(loaded: Sequence[Loaded], *, title: str | None = None) -> ReportData:
+    facts = [f for item in loaded for f in item.facts]
+    notes: list[str] = []
+    groups = sorted(group_facts(facts), key=sort_key)
+    baseline = _pick_baseline(groups, facts)
+    groups.sort(key=lambda g: g is not baseline)  # stable: the baseline first, then by precision
+    labels = label_groups(groups, baseline)
+    by_key = {g.key: g for g in groups}
+    variants = [_variant(g, labels[g.key], g is baseline, notes) for g in groups]
+    if baseline is None:
+        notes.append("no FP32 variant among the results: no drops or latency ratios")
+    else:
+        variants = _compare(variants, by_key, notes)
+    notes += _missing(variants)
+    return ReportData(
+        title=title or _default_title(loaded, variants),
+        variants=tuple(variants),
+        sources=tuple(item.source for item in loaded),
+        environment=_environment(loaded, notes),
+        notes=tuple(notes),
+    )
+
+
+def _pick_baseline(groups: Sequence[Group], facts: Sequence[Fact]) -> Group | None:
+    fp32 = [g for g in groups if g.precision == "fp32"]
+    if not fp32:
+        return None
+    referenced = [f.accuracy.reference for f in facts if f.accuracy and f.accuracy.reference]
+
+    def score(g: Group) -> tuple[int, int, int, int]:
+        named = sum(1 for r in referenced if _same_file(r, g, facts))
+        return (
+            int(any(f.latency for f in g.facts)),
+            int(any(f.accuracy for f in g.facts)),
+            named,
+            int(g.path is not None and g.path.suffix == ".onnx"),
+        )
+
+    return max(fp32, key=score)  # max keeps the first of equals: the order the files came in
+
+
+def _same_file(model: str, g: Group, facts: Sequence[Fact]) -> bool:
+    origins = {f.origin for f in facts if f.accuracy and f.accuracy.reference == model}
+    for origin in origins:
+        path = locate(model, origin)
+        if path is not None:
+            return g.path == path
+    return Path(model).name == Path(g.model).name
+
+
+def _variant(g: Group, label: str, baseline: bool, notes: list[str]) -> Variant:
+    accs = [f for f in g.facts if f.accuracy is not None]
+    accs.sort(key=lambda f: (_KIND_RANK.get(f.kind, 3), -(f.accuracy.images if f.accuracy else 0)))
+    accuracy = accs[0].accuracy if accs else None
+    sizes = [f.size_bytes for f in g.facts if f.size_bytes is not None]
+    size = sizes[0] if sizes else (os.path.getsize(g.path) if g.path is not None else None)
+    rows: dict[tuple[int, str, str], Latency] = {}
+    for f in g.facts:
+        if f.latency is not None:
+            key = (f.latency.batch, f.latency.backend, f.latency.device)
+            if key in rows:
+                notes.append(
+                    f"{label}: batch {key[0]} on {key[1]}/{key[2]} measured twice; the last is shown"
+                )
+            rows[key] = f.latency
+    sens = next((f for f in g.facts if f.sensitivity or f.kept_float), None)
+    backends = g.backends
+    return Variant(
+        key=g.key,
+        label=label,
+        model=g.model,
+        precision=g.precision,
+        baseline=baseline,
+        target=g.target,
+        backend=", ".join(backends) if backends else None,
+        size_bytes=size,
+        accuracy=accuracy,
+        latency=tuple(sorted(rows.values(), key=lambda r: (r.backend, r.device, r.batch))),
+        sensitivity=sens.sensitivity if sens else (),
+        kept_float=sens.kept_float if sens else (),
+    )
+
+
+def _compare(variants: list[Variant], by_key: dict[str, Group], notes: list[str]) -> list[Variant]:
+    base = next(v for v in variants if v.baseline)
+    fp32_rows: dict[tuple[int, str], float] = {}
+    for v in sorted((v for v in variants if v.precision == "fp32"), key=lambda v: not v.baseline):
+        for row in v.latency:
+            if row.ok and row.mean_ms:
+                fp32_rows.setdefault((row.batch, row.where), row.mean_ms)
+    out = []
+    for v in variants:
+        latency = tuple(
+            replace(row, ratio=row.mean_ms / fp32_rows[(row.batch, row.where)])
+            if row.ok and row.mean_ms is not None and (row.batch, row.where) in fp32_rows
+            else row
+            for row in v.latency
+        )
+        v = replace(v, latency=latency)
+        if not v.baseline and v.accuracy is not None and v.accuracy.top1 is not None:
+            v = _accuracy_change(v, base, by_key, notes)
+        out.append(v)
+    return out
+
+
+def _accuracy_change(v: Variant, base: Variant, by_key: dict[str, Group], notes: list[str]) -> Variant:
+    acc = v.accuracy
+    assert acc is not None and acc.top1 is not None
+    ref_is_fp32 = acc.reference is not None and _reference_precision(acc, by_key) == "fp32"
+    if acc.drop is not None and ref_is_fp32:
+        drop: float | None = acc.drop
+    elif ref_is_fp32 and acc.reference_top1 is not None:
+        drop = 100.0 * (acc.reference_top1 - acc.top1)
+    elif base.accuracy is not None and base.accuracy.top1 is not None:
+        drop = 100.0 * (base.accuracy.top1 - acc.top1)
+        if base.accuracy.images != acc.images:
+            notes.append(
+                f"{v.label} and {base.label} were evaluated on different images "
+                f"({acc.images} and {base.accuracy.images}): their drop compares different sets"
+            )
+    else:
+        drop = None
+    if ref_is_fp32 and base.accuracy is not None and base.accuracy.images != acc.images:
+        notes.append(
+            f"{v.label}: top-1 on {acc.images} images, {base.label}'s on {base.accuracy.images}; "
+            "its drop and agreement compare it with FP32 on the same images"
+        )
+    changes: tuple[ClassChange, ...] = ()
+    if ref_is_fp32 and acc.reference_per_class:
+        changes = _class_changes(acc.reference_per_class, acc)
+    elif base.accuracy is not None and base.accuracy.images == acc.images:
+        changes = _class_changes(base.accuracy.per_class, acc)
+    return replace(v, drop=drop, agreement=acc.agreement if ref_is_fp32 else None, class_changes=changes)
+
+
+def _reference_precision(acc: Accuracy, by_key: dict[str, Group]) -> str | None:
+    origin = Path(acc.source)
+    path = locate(acc.reference or "", origin)
+    name = Path(acc.reference or "").name
+    for g in by_key.values():
+        same = (path is not None and g.path == path) or (path is None and Path(g.model).name == name)
+        if same and any(f.origin == origin for f in g.facts):
+            return g.precision
+    return None
+
+
+def _class_changes(base: Sequence, acc: Accuracy) -> tuple[ClassChange, ...]:
+    ref = {c.name: c for c in base}
+    out = []
+    for c in acc.per_class:
+        b = ref.get(c.name)
+        if b is not None and b.total == c.total and c.accuracy is not None and b.accuracy is not None:
+            out.append(ClassChange(c.name, b.accuracy, c.accuracy))
+    return tuple(out)
+
+
+def _missing(variants: Sequence[Variant]) -> list[str]:
+    notes = []
+    for v in variants:
+        if v.accuracy is None:
+            notes.append(f"{v.label} ({v.model}): no accuracy; run edgeres eval --json on it")
+        if not any(row.ok for row in v.latency):
+            notes.append(f"{v.label} ({v.model}): no latency; run edgeres bench --json on it")
+        if v.size_bytes is None:
+            notes.append(f"{v.label} ({v.model}): size unknown, the model file was not found")
+        for row in v.latency:
+            if row.error:
+                notes.append(f"{v.label} at batch {row.batch} on {row.where} did not run: {row.error}")
+            elif row.noisy:
+                cv = f"cv {row.cv:.0%}" if row.cv is not None else "high cv"
+                notes.append(
+                    f"{v.label} at batch {row.batch} on {row.where} is noisy ({cv}): rerun on a quiet machine"
+                )
+    return notes
+
+
+def _environment(loaded: Sequence[Loaded], notes: list[str]) -> Environment | None:
+    envs = [item.environment for item in loaded if item.environment is not None]
+    machines = {(e.cpu_model, e.gpus) for e in envs}
+    if len(machines) > 1:
+        notes.append("the bench files come from different machines; the environment shown is the first one's")
+    return envs[0] if envs else None
+
+
+def _default_title(loaded: Sequence[Loaded], variants: Sequence[Variant]) -> str:
+    arch = next((item.arch for item in loaded if item.arch), None)
+    if arch is None and variants:
+        arch = Path(variants[0].model).name.split(".")[0]
+    precisions = " / ".join(dict.fromkeys(v.precision.upper() for v in variants))
+    return f"{arch}: {precisions}" if arch else f"edgeres report: {precisions}"

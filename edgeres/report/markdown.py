@@ -1,0 +1,95 @@
+"""report.md: the summary table, per-variant details, the environment and the notes."""
+
+from __future__ import annotations
+
+from edgeres.report.data import Environment, ReportData
+from edgeres.report.tables import fmt_pct, table
+
+__all__ = ["environment_lines", "render_markdown"]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(
+    header: tuple[str, ...], rows: list[tuple[str, ...]] | tuple[tuple[str, ...], ...]
+) -> list[str]:
+    out = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + " --- |" * len(header)]
+    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def environment_lines(env: Environment | None) -> list[tuple[str, str]]:
+    """(name, value) pairs describing where the benchmarks ran."""
+    if env is None:
+        return [("environment", "unknown: no bench JSON among the results")]
+    cpu = env.cpu_model or "unknown CPU"
+    if env.cpu_count:
+        cpu += f", {env.cpu_count} cores"
+    pairs = [("CPU", cpu)]
+    if env.cpu_features:
+        pairs.append(("CPU features", ", ".join(env.cpu_features)))
+    pairs.append(("GPU", "; ".join(env.gpus) if env.gpus else "none"))
+    if env.libraries:
+        pairs.append(("libraries", ", ".join(f"{k} {v}" for k, v in env.libraries)))
+    if env.providers:
+        pairs.append(("ONNX Runtime providers", ", ".join(env.providers)))
+    if env.python or env.platform:
+        pairs.append(("system", " / ".join(x for x in (f"Python {env.python}", env.platform) if x)))
+    pairs.append(("threads", str(env.threads) if env.threads else "backend default (all cores)"))
+    return pairs
+
+
+def render_markdown(data: ReportData) -> str:
+    t = table(data)
+    lines = [f"# {data.title}", "", "## Summary", ""]
+    lines += _md_table(t.header, t.rows)
+    lines += [
+        "",
+        "Latency: mean ms per call (host to host); in brackets the ratio to FP32 at the same batch, "
+        "backend and device (below 1 = faster). Drop: FP32 top-1 minus this variant's, in points "
+        "(positive = worse). Agree: share of images where the variant predicts what FP32 predicts.",
+    ]
+    if t.noisy:
+        lines.append("`*` noisy: the time varied by more than 10% (cv); rerun on a quiet machine.")
+    lines += ["", "## Variants", ""]
+    for v in data.variants:
+        facts = [f"model `{v.model}`", f"precision {v.precision}"]
+        if v.target:
+            facts.append(f"quantize target {v.target}")
+        if v.accuracy:
+            facts.append(
+                f"top-1 {fmt_pct(v.accuracy.top1)}, top-5 {fmt_pct(v.accuracy.top5)} "
+                f"on {v.accuracy.images} images"
+            )
+        if v.kept_float:
+            facts.append("kept in float: " + ", ".join(f"`{n}`" for n in v.kept_float))
+        lines.append(f"- **{_md_cell(v.label)}**: " + "; ".join(facts))
+    changed = [v for v in data.variants if v.class_changes]
+    if changed:
+        lines += ["", "## Per-class accuracy change against FP32 (points)", ""]
+        names = list(dict.fromkeys(c.name for v in changed for c in v.class_changes))
+        rows = []
+        for name in names:
+            cells = [name]
+            for v in changed:
+                c = next((c for c in v.class_changes if c.name == name), None)
+                cells.append("-" if c is None else f"{c.change:+.1f}")
+            rows.append(tuple(cells))
+        lines += _md_table(("class", *(v.label for v in changed)), rows)
+    sensitive = [v for v in data.variants if v.sensitivity]
+    for v in sensitive:
+        lines += ["", f"## Layer sensitivity: {v.label}", ""]
+        lines.append("Top-1 agreement with FP32 gained when only this layer stays in float.")
+        lines.append("")
+        rows = [(name, f"{100 * gain:+.2f} pts") for name, gain in v.sensitivity]
+        lines += _md_table(("layer", "agreement gained"), rows)
+    lines += ["", "## Environment", ""]
+    lines += [f"- {name}: {_md_cell(value)}" for name, value in environment_lines(data.environment)]
+    if data.notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {_md_cell(n)}" for n in data.notes]
+    lines += ["", "## Sources", ""]
+    lines += [f"- `{s.path}` ({s.kind})" for s in data.sources]
+    return "\n".join(lines) + "\n"
