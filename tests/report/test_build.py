@@ -10,7 +10,7 @@ import pytest
 
 from edgeres.errors import UsageError
 from edgeres.report import build_report, load_results, summary_table
-from tests.report import fakes
+from tests.report import handmade
 from tests.report.fixtures import Results, rewrite
 
 PLOTS = ("latency", "accuracy-latency", "per-class", "sensitivity", "sizes")
@@ -87,12 +87,12 @@ def test_a_plot_without_data_says_why(results: Results, tmp_path: Path) -> None:
 def test_text_from_the_inputs_is_escaped(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     evil = {"<script>alert(1)</script>": (1, 2), "$x$ & y": (2, 2)}
-    e32 = fakes.evaluation(tmp_path / "a.json", "<b>m</b>.onnx", evil)
-    e8 = fakes.evaluation(
+    e32 = handmade.evaluation(tmp_path / "a.json", "<b>m</b>.onnx", evil)
+    e8 = handmade.evaluation(
         tmp_path / "b.json", "<b>m</b>.int8.onnx", evil, reference=("<b>m</b>.onnx", evil, 1.0)
     )
-    bench = fakes.bench(
-        tmp_path / "c.json", [fakes.row("<b>m</b>.onnx", 1, 2.0), fakes.row("<b>m</b>.int8.onnx", 1, 1.0)]
+    bench = handmade.bench(
+        tmp_path / "c.json", [handmade.row("<b>m</b>.onnx", 1, 2.0), handmade.row("<b>m</b>.int8.onnx", 1, 1.0)]
     )
     paths = build_report([e32, e8, bench], tmp_path / "out", title="<i>title</i>")
     html = paths.html.read_text()

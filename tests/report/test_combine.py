@@ -10,7 +10,7 @@ import pytest
 
 from edgeres.errors import UsageError
 from edgeres.report import load_results
-from tests.report import fakes
+from tests.report import handmade
 from tests.report.fixtures import Results, rewrite
 
 TEN = {str(d): (9, 10) for d in range(10)}
@@ -58,23 +58,23 @@ def test_latency_ratios_are_the_means_over_fp32s(results: Results) -> None:
 
 
 def test_known_numbers(tmp_path: Path) -> None:
-    bench = fakes.bench(
+    bench = handmade.bench(
         tmp_path / "bench.json",
         [
-            fakes.row("m.onnx", 1, 10.0),
-            fakes.row("m.onnx", 8, 40.0),
-            fakes.row("m.int8.onnx", 1, 4.0),
-            fakes.row("m.int8.onnx", 8, 10.0, cv=0.3),
-            fakes.row("m.fp16.onnx", 1, 12.5),
-            fakes.row(
+            handmade.row("m.onnx", 1, 10.0),
+            handmade.row("m.onnx", 8, 40.0),
+            handmade.row("m.int8.onnx", 1, 4.0),
+            handmade.row("m.int8.onnx", 8, 10.0, cv=0.3),
+            handmade.row("m.fp16.onnx", 1, 12.5),
+            handmade.row(
                 "m.int8.onnx", 1, 1.0, device="cuda:0", backend="onnxruntime"
             ),  # no FP32 on cuda: no ratio
-            fakes.row("m.fp16.onnx", 8, 0, error="out of memory"),
+            handmade.row("m.fp16.onnx", 8, 0, error="out of memory"),
         ],
     )
     worse = dict(TEN, **{"3": (5, 10), "7": (10, 10)})
-    e_int8 = fakes.evaluation(tmp_path / "e8.json", "m.int8.onnx", worse, reference=("m.onnx", TEN, 0.93))
-    e_fp32 = fakes.evaluation(tmp_path / "e32.json", "m.onnx", TEN, size_bytes=4_000_000)
+    e_int8 = handmade.evaluation(tmp_path / "e8.json", "m.int8.onnx", worse, reference=("m.onnx", TEN, 0.93))
+    e_fp32 = handmade.evaluation(tmp_path / "e32.json", "m.onnx", TEN, size_bytes=4_000_000)
     data = load_results([bench, e_int8, e_fp32])
     v = {x.label: x for x in data.variants}
     assert list(v) == ["FP32", "FP16", "INT8"]  # old bench files say fp32 for all: the names tell
@@ -102,7 +102,7 @@ def test_precision_comes_from_the_model_file_when_the_json_does_not_say(
 ) -> None:
     shutil.copy(results.int8, tmp_path / "quantized.onnx")  # no hint in the name
     shutil.copy(results.fp32, tmp_path / "plain.onnx")
-    e1 = fakes.evaluation(tmp_path / "e1.json", "quantized.onnx", TEN, reference=("plain.onnx", TEN, 1.0))
+    e1 = handmade.evaluation(tmp_path / "e1.json", "quantized.onnx", TEN, reference=("plain.onnx", TEN, 1.0))
     data = load_results([e1])
     assert {v.model: v.precision for v in data.variants} == {"plain.onnx": "fp32", "quantized.onnx": "int8"}
     assert data.baseline is not None and data.baseline.model == "plain.onnx"
@@ -112,14 +112,14 @@ def test_precision_comes_from_the_model_file_when_the_json_does_not_say(
 def test_a_model_is_matched_by_file_name_when_its_path_does_not_resolve(
     results: Results, tmp_path: Path
 ) -> None:
-    bench = fakes.bench(tmp_path / "b.json", [fakes.row("/jetson/home/r20.onnx", 1, 5.0)])
+    bench = handmade.bench(tmp_path / "b.json", [handmade.row("/jetson/home/r20.onnx", 1, 5.0)])
     data = load_results([results.eval_fp32, bench])
     assert len(data.variants) == 1
     assert data.variants[0].latency[0].mean_ms == 5.0 and data.variants[0].accuracy is not None
 
 
 def test_two_int8_targets_and_a_torch_fp16_bench_get_their_own_labels(tmp_path: Path) -> None:
-    q = fakes.quantize(
+    q = handmade.quantize(
         tmp_path / "q.json",
         "m.fp32.onnx",
         [
@@ -141,11 +141,11 @@ def test_two_int8_targets_and_a_torch_fp16_bench_get_their_own_labels(tmp_path: 
             },
         ],
     )
-    b = fakes.bench(
+    b = handmade.bench(
         tmp_path / "b.json",
         [
-            fakes.row("m.pt", 1, 20.0, backend="torch", device="cuda"),
-            fakes.row("m.pt", 1, 12.0, backend="torch", device="cuda", precision="fp16"),
+            handmade.row("m.pt", 1, 20.0, backend="torch", device="cuda"),
+            handmade.row("m.pt", 1, 12.0, backend="torch", device="cuda", precision="fp16"),
         ],
     )
     data = load_results([q, b])
@@ -159,15 +159,15 @@ def test_two_int8_targets_and_a_torch_fp16_bench_get_their_own_labels(tmp_path: 
 
 
 def test_without_fp32_nothing_is_compared(tmp_path: Path) -> None:
-    b = fakes.bench(tmp_path / "b.json", [fakes.row("m.int8.onnx", 1, 2.0)])
+    b = handmade.bench(tmp_path / "b.json", [handmade.row("m.int8.onnx", 1, 2.0)])
     data = load_results([b])
     assert data.baseline is None and data.variants[0].latency[0].ratio is None
     assert any("no FP32 variant" in n for n in data.notes)
 
 
 def test_different_image_sets_are_noted(tmp_path: Path) -> None:
-    e32 = fakes.evaluation(tmp_path / "a.json", "m.onnx", TEN)
-    e8 = fakes.evaluation(tmp_path / "b.json", "m.int8.onnx", {"0": (1, 2)})
+    e32 = handmade.evaluation(tmp_path / "a.json", "m.onnx", TEN)
+    e8 = handmade.evaluation(tmp_path / "b.json", "m.int8.onnx", {"0": (1, 2)})
     data = load_results([e32, e8])
     int8 = data.variants[1]
     assert int8.drop == pytest.approx(100 * (0.9 - 0.5)) and int8.agreement is None and not int8.class_changes
@@ -183,6 +183,6 @@ def test_no_results_is_a_usage_error(tmp_path: Path, copied: Results) -> None:
     rewrite(copied.bench, lambda d: d.update(results=[]))
     with pytest.raises(UsageError, match="no results in"):
         load_results([copied.bench])
-    failed = fakes.bench(tmp_path / "failed.json", [fakes.row("m.onnx", 1, 0, error="model file missing")])
+    failed = handmade.bench(tmp_path / "failed.json", [handmade.row("m.onnx", 1, 0, error="model file missing")])
     with pytest.raises(UsageError, match=r"no usable results in .*every benchmark row failed"):
         load_results([failed])
