@@ -13,13 +13,14 @@ Conv/FusedConv a float one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,23 @@ def write_qdq(
     )
 
 
+@contextlib.contextmanager
+def _root_logging_untouched() -> Iterator[None]:
+    """Undo what ONNX Runtime's quantizer does to the root logger.
+
+    It logs with ``logging.info(...)``, which installs a root handler (``logging.basicConfig``)
+    when there is none; every later edgeres log line would then print twice.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+
+
 def write_qdq_layout(
     fp32_onnx: str | os.PathLike[str],
     ranges: Ranges,
@@ -128,7 +146,8 @@ def write_qdq_layout(
     if not ranges:
         raise UsageError("no calibrated ranges given; calibrate the model first")
     with atomic_path(output, suffix=".onnx.tmp") as tmp:
-        model = _quantize(source, ranges, layout, tuple(exclude_nodes))
+        with _root_logging_untouched():
+            model = _quantize(source, ranges, layout, tuple(exclude_nodes))
         original = onnx.load(str(source), load_external_data=False)
         excluded = tuple(dict.fromkeys(exclude_nodes))
         num_quantized = count_quantized_nodes(model.graph)

@@ -230,3 +230,27 @@ def test_residual_add_with_two_conv_inputs() -> None:
     graph = helper.make_graph(nodes, "g", [vi[0]], [vi[1]], [w])
     (found,) = residual_adds(graph)
     assert (found.add, found.main, found.residual, found.conv) == ("add", "b", "proj", "conv_b")
+
+
+def test_the_quantizer_call_leaves_the_root_logger_alone() -> None:
+    """ORT's quantizer logs with logging.info(), which installs a root handler when there is
+    none (logging.basicConfig): every later edgeres line would print twice."""
+    import logging
+
+    from edgeres.quantize.qdq import _root_logging_untouched
+
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    for handler in saved:  # as in the CLI: no root handler of our own
+        root.removeHandler(handler)
+    try:
+        with _root_logging_untouched():
+            logging.info("what ORT's quantizer does")
+            assert root.handlers  # basicConfig ran
+        assert root.handlers == [] and root.level == level
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)
+        root.setLevel(level)
