@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -44,6 +45,9 @@ class QuantizeOptions:
     seed: int = 0
     threads: int | None = None
     progress: bool = True
+    #: ``edgeres train``'s record (a checkpoint's ``extra``) when the model is an ONNX exported
+    #: from that checkpoint: its validation images are then held out, as for the checkpoint.
+    training_record: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_drop is not None and (self.max_drop < 0 or self.eval_data is None):
@@ -186,7 +190,7 @@ def quantize(
             calib_size=opts.calib_size,
             eval_size=opts.eval_size,
             seed=opts.seed,
-            extra=loaded.extra,
+            extra=opts.training_record if opts.training_record is not None else loaded.extra,
             tune=opts.auto_method or opts.max_drop is not None,
         )
         _check_classes(meta, selection)
