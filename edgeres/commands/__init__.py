@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from edgeres.commands import bench, engine, export, models, quantize, train
+from edgeres.commands import bench, engine, export, models, pipeline, quantize, report, train
 
 COMMANDS: tuple[click.Command, ...] = (
     models.models_cmd,
@@ -22,6 +22,8 @@ COMMANDS: tuple[click.Command, ...] = (
     engine.build_engine_cmd,
     engine.convert_fp16_cmd,
     bench.bench_cmd,
+    report.report_cmd,
+    pipeline.pipeline_cmd,
     train.train_cmd,
     train.experiment_group,
 )

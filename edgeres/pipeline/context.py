@@ -1,0 +1,198 @@
+"""What the stages share during one run: the paths, the settings, the model variants made so far.
+
+Also what this machine offers (TensorRT, a CUDA GPU, the float16 converter) and which
+images evaluation uses, so that every stage decides these the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeres.errors import EdgeresError
+from edgeres.pipeline.settings import PipelineConfig
+from edgeres.pipeline.state import PipelineState
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edgeres.data import ImageSource
+    from edgeres.report.data import ReportPaths
+
+__all__ = [
+    "FP16_NOT_TIMED",
+    "Context",
+    "Variant",
+    "has_module",
+    "same_data",
+    "tensorrt_unavailable",
+]
+
+log = logging.getLogger(__name__)
+
+FP32_ONNX = "model.fp32.onnx"
+FP16_ONNX = "model.fp16.onnx"
+TRAIN_SPLIT = "train_split.json"
+FP16_NOT_TIMED = "no GPU: FP16 runs only emulated on CPU"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model file the pipeline made: fp32, fp16, int8-cpu, int8-tensorrt, engine-fp32, ...
+
+    ``layout`` is the Q/DQ target of an INT8 ONNX (cpu or tensorrt), so that ONNX Runtime
+    runs it as that target would.
+    """
+
+    name: str
+    path: Path
+    precision: str
+    layout: str | None = None
+
+    @property
+    def is_engine(self) -> bool:
+        return self.path.suffix == ".engine"
+
+
+def has_module(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def tensorrt_unavailable() -> str | None:
+    """Why no TensorRT engine can be built or run here, or None when it can."""
+    if not has_module("tensorrt"):
+        return "TensorRT not installed"
+    try:
+        import tensorrt  # noqa: F401
+    except Exception as exc:  # a broken install (missing CUDA libraries) is skipped, not fatal
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        return f"TensorRT does not import: {first[:200]}"
+    from edgeres.engine.sidecar import gpu_info
+
+    if gpu_info()[0] is None:
+        return "no CUDA GPU"
+    return None
+
+
+def same_data(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+@dataclass
+class Context:
+    model: Path
+    out: Path
+    config: PipelineConfig
+    calib: str | None
+    eval_arg: str | None
+    progress: bool
+    state: PipelineState
+    variants: dict[str, Variant] = field(default_factory=dict)
+    #: Result files for the report: quantize.json, eval_*.json, bench.json.
+    sources: list[Path] = field(default_factory=list)
+    report: ReportPaths | None = None
+
+    @property
+    def fp32(self) -> Path:
+        return self.out / FP32_ONNX
+
+    @property
+    def threads(self) -> int | None:
+        return self.config.bench.threads
+
+    def train_split(self) -> dict[str, Any] | None:
+        """What the export stage found of the checkpoint's training run: data and validation split."""
+        path = self.out / TRAIN_SPLIT
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("data"), str) else None
+
+    def eval_data(self) -> tuple[str | None, str]:
+        """The evaluation data and how it was chosen; (None, why) when there is none."""
+        if self.eval_arg:
+            return self.eval_arg, "--eval"
+        split = self.train_split()
+        if split is not None:
+            return split["data"], "the held-out images of the data the checkpoint was trained on"
+        return None, (
+            "no evaluation data: give --eval DATA (MODEL is not an edgeres checkpoint "
+            "whose training data is known)"
+        )
+
+    def eval_images(self, spec: str) -> tuple[ImageSource, np.ndarray, str]:
+        """The images accuracy is measured on, never ones the model was trained or calibrated on.
+
+        On the data the checkpoint was trained on: its recorded validation images. On the
+        calibration data: the 10% that calibration holds out (see
+        :mod:`edgeres.quantize.selection`). Then a class-stratified sample of ``eval.size``.
+        """
+        import numpy as np
+
+        from edgeres.data import open_source, split_indices, stratified_sample
+
+        source = open_source(spec)
+        labels = source.labels
+        candidates = np.arange(len(source), dtype=np.int64)
+        note = f"{len(source)} images of {spec}"
+        split = self.train_split()
+        seed = self.config.quantize.seed
+        on_calib = self.calib is not None and same_data(self.calib, spec) and self.quantize_planned
+        if split is not None and same_data(split["data"], spec):
+            if split.get("val_indices") is not None:
+                candidates = np.asarray(split["val_indices"], dtype=np.int64)
+                note = f"the {len(candidates)} validation images edgeres train held out"
+            # quantize is given the same split (training_record), so calibration left these out
+        elif on_calib:
+            _, candidates = split_indices(labels, val_fraction=0.1, seed=seed)
+            note = f"{len(candidates)} images (10%, seed {seed}) held out from calibration"
+        if len(candidates) and candidates.max() >= len(source):
+            raise EdgeresError(
+                f"the recorded validation split does not fit {spec} ({len(source)} images); give --eval DATA"
+            )
+        size = self.config.eval.size
+        if size is not None and size < len(candidates):
+            candidates = candidates[stratified_sample(labels[candidates], size, seed=self.config.eval.seed)]
+            note = f"{size} of {note.removeprefix('the ')}"
+        return source, candidates, note
+
+    @property
+    def quantize_planned(self) -> bool:
+        return self.calib is not None and "quantize" not in self.config.skip
+
+
+def train_split_record(extra: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The data and validation images of an ``edgeres train`` checkpoint, as plain JSON data."""
+    import numpy as np
+
+    record = extra.get("train") if isinstance(extra, Mapping) else None
+    if not isinstance(record, Mapping):
+        return None
+    settings = record.get("settings") or {}
+    split = record.get("split") or {}
+    if split.get("kind") == "val_data" and split.get("val_data"):
+        return {"data": str(split["val_data"]), "val_indices": None}
+    data, val = settings.get("data"), split.get("val_indices")
+    if not data or val is None:
+        return None
+    indices = np.asarray(val, dtype=np.int64).reshape(-1)
+    return {"data": str(data), "val_indices": indices.tolist()}

@@ -1,0 +1,209 @@
+"""The stages that measure the model files: eval, bench, and the report that shows both.
+
+eval writes one ``eval_<variant>.json`` per variant, in the shape of ``edgeres eval --json
+--compare FP32`` (``model``, ``precision``, ``backend``, ``size_bytes``, ``result``, and
+``reference`` with the ``agreement``; FP32 itself has no reference). bench writes
+``bench.json`` as ``edgeres bench --json`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edgeres.atomic import write_text_atomic
+from edgeres.errors import EdgeresError
+from edgeres.pipeline.context import FP16_NOT_TIMED, TRAIN_SPLIT, Context, Variant, same_data
+from edgeres.pipeline.settings import fingerprint
+from edgeres.pipeline.stages import Outcome, StageDef, engine_batch
+from edgeres.pipeline.state import StagePlan
+
+__all__ = ["bench_stage", "eval_stage", "report_stage"]
+
+log = logging.getLogger(__name__)
+
+BENCH_JSON = "bench.json"
+REPORT_DIR = "report"
+
+
+def _eval_path(ctx: Context, v: Variant) -> Path:
+    return ctx.out / f"eval_{v.name}.json"
+
+
+# -- eval --------------------------------------------------------------------------------------
+
+
+def _plan_eval(ctx: Context) -> StagePlan | str:
+    spec, why = ctx.eval_data()
+    if spec is None:
+        return why
+    variants = list(ctx.variants.values())
+    split = ctx.out / TRAIN_SPLIT
+    # What decides the images: the sample settings, and the held-out split they come from.
+    on_calib = ctx.calib is not None and ctx.quantize_planned and same_data(ctx.calib, spec)
+    held = ctx.config.quantize.seed if on_calib else None
+    return StagePlan(
+        fingerprint(ctx.config.eval, held, [(v.name, v.layout) for v in variants]),
+        files=(*(v.path for v in variants), *((split,) if split.is_file() else ())),
+        data=(spec,),
+        outputs=tuple(_eval_path(ctx, v) for v in variants),
+        extra={"data": spec, "variants": variants},
+    )
+
+
+def _runner(v: Variant, threads: int | None) -> Any:
+    if v.is_engine:
+        from edgeres.runners import make_runner
+
+        return make_runner(v.path, "tensorrt")
+    from edgeres.quantize.workflow import faithful_to
+    from edgeres.runners import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(v.path, threads=threads, disabled_optimizers=faithful_to(v.layout or "fp32"))
+
+
+def _describe(path: Path, runner: Any) -> dict[str, Any]:
+    return {
+        "model": str(path.resolve()),
+        "precision": runner.precision,
+        "backend": runner.name,
+        "size_bytes": path.stat().st_size if path.is_file() else None,
+    }
+
+
+def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
+    from edgeres.engine.options import parse_batch_profile
+    from edgeres.evaluate import agreement, evaluate
+    from edgeres.export.onnx_meta import read_onnx_meta
+
+    source, indices, note = ctx.eval_images(plan.extra["data"])
+    pre = read_onnx_meta(ctx.fp32).preprocessing
+    batch = ctx.config.eval.batch_size
+
+    def run(v: Variant) -> tuple[Any, Any]:
+        runner = _runner(v, ctx.threads)
+        size = min(batch, parse_batch_profile(engine_batch(ctx)).max) if v.is_engine else batch
+        return runner, evaluate(runner, source, indices, pre, batch_size=size, progress=ctx.progress)
+
+    ref_runner, ref = run(ctx.variants["fp32"])
+    reference = {**_describe(ctx.fp32, ref_runner), "result": ref.to_dict()}
+    written, lines = [], []
+    for v in plan.extra["variants"]:
+        runner, result = (ref_runner, ref) if v.name == "fp32" else run(v)
+        out: dict[str, Any] = {**_describe(v.path, runner), "result": result.to_dict()}
+        if v.name != "fp32":
+            out["reference"] = {**reference, "agreement": agreement(result, ref)}
+        path = _eval_path(ctx, v)
+        write_text_atomic(path, json.dumps(out, indent=2, default=str) + "\n")
+        written.append(path)
+        top1 = "-" if result.top1 is None else f"{100 * result.top1:.1f}%"
+        lines.append(f"{v.name} {top1}")
+    return Outcome(tuple(written), f"top-1 on {note}: " + ", ".join(lines))
+
+
+def _register_eval(ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]) -> None:
+    ctx.sources.extend(_eval_path(ctx, v) for v in plan.extra["variants"])
+
+
+# -- bench -------------------------------------------------------------------------------------
+
+
+def _timed(ctx: Context) -> tuple[list[Variant], list[str]]:
+    """The variants timed here, and why the others are not."""
+    timed, notes = [], []
+    for v in ctx.variants.values():
+        if v.is_engine or v.name in ("fp32", "int8-cpu"):
+            timed.append(v)
+        elif v.name == "fp16" and "engine-fp16" not in ctx.variants:
+            notes.append(f"fp16 not timed: {FP16_NOT_TIMED}")
+        elif v.name == "int8-tensorrt" and "engine-int8" not in ctx.variants:
+            notes.append("int8-tensorrt not timed: its layout is for TensorRT")
+    return timed, notes
+
+
+def _plan_bench(ctx: Context) -> StagePlan | str:
+    timed, notes = _timed(ctx)
+    return StagePlan(
+        fingerprint(ctx.config.bench, [v.name for v in timed]),
+        files=tuple(v.path for v in timed),
+        outputs=(ctx.out / BENCH_JSON,),
+        extra={"timed": timed, "notes": notes},
+    )
+
+
+def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
+    from edgeres.bench import benchmark, to_json
+    from edgeres.sysinfo import collect
+
+    settings = ctx.config.bench
+    results = [r for v in plan.extra["timed"] for r in benchmark(v.path, settings)]
+    failed = [r for r in results if not r.ok]
+    if not results or len(failed) == len(results):
+        first = failed[0].error if failed else "no model to time"
+        raise EdgeresError(f"no benchmark ran ({first})")
+    report = to_json(results, collect(), threads=settings.threads, settings=settings.to_dict())
+    write_text_atomic(ctx.out / BENCH_JSON, json.dumps(report, indent=2, default=str) + "\n")
+    notes = list(plan.extra["notes"])
+    notes += [f"{r.model} at batch {r.batch} failed: {r.error}" for r in failed]
+    return Outcome((ctx.out / BENCH_JSON,), "; ".join(notes))
+
+
+def _register_bench(
+    ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]
+) -> None:
+    ctx.sources.append(ctx.out / BENCH_JSON)
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def _build_report() -> Any:
+    try:
+        from edgeres.report import build_report
+    except ImportError as exc:
+        if exc.name is None or exc.name.startswith("edgeres.report"):
+            return "edgeres.report not available"
+        return f"the report needs {exc.name}, which is not installed"
+    return build_report
+
+
+def _plan_report(ctx: Context) -> StagePlan | str:
+    build = _build_report()
+    if isinstance(build, str):
+        return build
+    if not ctx.sources:
+        return "nothing to report: no quantize, eval or bench results"
+    return StagePlan(
+        fingerprint(ctx.config.report),
+        files=tuple(ctx.sources),
+        extra={"build": build},
+    )
+
+
+def _title(ctx: Context) -> str:
+    return ctx.config.report.title or f"{ctx.model.name}: edgeres pipeline"
+
+
+def _run_report(ctx: Context, plan: StagePlan) -> Outcome:
+    paths = plan.extra["build"](list(ctx.sources), ctx.out / REPORT_DIR, title=_title(ctx))
+    ctx.report = paths
+    return Outcome((Path(paths.markdown), Path(paths.json), Path(paths.html)))
+
+
+def _register_report(
+    ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]
+) -> None:
+    """When up to date: the report's paths, with its data read again from the result files."""
+    if ctx.report is None and len(outputs) == 3:
+        from edgeres.report import ReportPaths, load_results
+
+        data = load_results(list(ctx.sources), title=_title(ctx))
+        ctx.report = ReportPaths(outputs[0], outputs[1], outputs[2], data)
+
+
+eval_stage = StageDef("eval", _plan_eval, _run_eval, _register_eval)
+bench_stage = StageDef("bench", _plan_bench, _run_bench, _register_bench)
+report_stage = StageDef("report", _plan_report, _run_report, _register_report)

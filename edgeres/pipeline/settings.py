@@ -1,0 +1,229 @@
+"""What each pipeline stage is asked to do: one frozen, checked dataclass per stage.
+
+A stage's settings are fingerprinted (:func:`fingerprint`) and recorded with its outputs,
+so a changed setting reruns that stage and the ones after it. Values are checked on
+creation and raise :class:`~edgeres.errors.UsageError`; :mod:`edgeres.pipeline.config`
+builds them from ``edgeres.toml`` and the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from edgeres.bench.measure import BenchSettings
+from edgeres.errors import UsageError
+
+__all__ = [
+    "STAGES",
+    "BenchSettings",
+    "EngineSettings",
+    "EvalSettings",
+    "ExportSettings",
+    "Fp16Settings",
+    "ModelSettings",
+    "PipelineConfig",
+    "QuantizeSettings",
+    "ReportSettings",
+    "fingerprint",
+]
+
+#: The stages, in the order they run.
+STAGES: tuple[str, ...] = ("export", "fp16", "quantize", "engines", "eval", "bench", "report")
+
+QuantizeMethod = Literal["percentile", "entropy", "mse", "minmax", "auto"]
+TargetChoice = Literal["auto", "cpu", "tensorrt", "all"]
+EnginePrecision = Literal["fp32", "fp16", "int8"]
+Exporter = Literal["auto", "dynamo", "torchscript"]
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How to read MODEL: the shared model options (``--arch``, ``--classes``, ...)."""
+
+    arch: str | None = None
+    num_classes: int | None = None
+    classes: tuple[str, ...] | None = None
+    input_size: tuple[int, int] | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    unsafe_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        _positive("model.num_classes", self.num_classes)
+        if self.input_size is not None and any(s < 1 for s in self.input_size):
+            raise UsageError(f"model.input_size must be positive, got {self.input_size}")
+
+    def overrides(self) -> Any:
+        """These settings as :class:`edgeres.loading.MetaOverrides`."""
+        from edgeres.loading import MetaOverrides
+
+        return MetaOverrides(self.num_classes, self.classes, self.input_size, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """``edgeres export``: opset, batch axis, BatchNorm folding, exporter."""
+
+    opset: int = 17
+    dynamic_batch: bool = True
+    fold_bn: bool = True
+    exporter: Exporter = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.opset, bool) or not isinstance(self.opset, int) or self.opset < 17:
+            raise UsageError(f"export.opset must be 17 or newer, got {self.opset!r}")
+        _choice("export.exporter", self.exporter, get_args(Exporter))
+
+
+@dataclass(frozen=True)
+class Fp16Settings:
+    """The float16 ONNX: op types kept in float32 besides edgeres's defaults."""
+
+    keep_fp32: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """``edgeres quantize``: method, calibration size and batch, targets, accuracy budget.
+
+    ``target`` "auto" is cpu where TensorRT is not installed, else both layouts (cpu and
+    tensorrt): the pipeline evaluates the TensorRT layout on ONNX Runtime and builds its engine.
+    """
+
+    method: QuantizeMethod = "percentile"
+    percentile: float = 99.999
+    calib_size: int = 512
+    calib_batch: int | None = None
+    target: TargetChoice = "auto"
+    max_drop: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("quantize.method", self.method, get_args(QuantizeMethod))
+        _choice("quantize.target", self.target, get_args(TargetChoice))
+        _positive("quantize.calib_size", self.calib_size)
+        _positive("quantize.calib_batch", self.calib_batch)
+        if self.max_drop is not None and not self.max_drop >= 0:
+            raise UsageError(f"quantize.max_drop must be 0 or more top-1 points, got {self.max_drop!r}")
+        self.calibration()  # checks percentile
+
+    def calibration(self) -> Any:
+        """The :class:`edgeres.quantize.settings.CalibrationSettings` these settings ask for."""
+        from edgeres.quantize.settings import CalibrationSettings
+
+        method = "percentile" if self.method == "auto" else self.method
+        return CalibrationSettings(
+            method=method, percentile=float(self.percentile), batch_size=self.calib_batch
+        )
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """TensorRT engines: which precisions, INT8 with FP16 fallback, batch profile, workspace.
+
+    ``batch`` is MIN:OPT:MAX; None is ``1:B:M``, B the largest bench batch and M the larger
+    of B and the eval batch size.
+    """
+
+    precisions: tuple[EnginePrecision, ...] = ("fp32", "fp16", "int8")
+    int8_fp16: bool = True
+    batch: str | None = None
+    workspace: str | None = None
+
+    def __post_init__(self) -> None:
+        from edgeres.engine.options import parse_batch_profile, parse_workspace
+
+        for p in self.precisions:
+            _choice("engines.precisions", p, get_args(EnginePrecision))
+        if self.batch is not None:
+            parse_batch_profile(self.batch)
+        if self.workspace is not None:
+            parse_workspace(self.workspace)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Accuracy: a class-stratified sample of ``size`` images (None: all), batch size, seed."""
+
+    size: int | None = None
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("eval.size", self.size)
+        _positive("eval.batch_size", self.batch_size)
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    title: str | None = None
+
+
+def _default_bench() -> BenchSettings:
+    return BenchSettings(batches=(1,), warmup=10, iters=100)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything ``edgeres pipeline`` is asked to do besides MODEL and the data.
+
+    ``skip`` names stages not to run (any but export). ``bench.threads`` also sets the
+    ONNX Runtime threads of calibration and evaluation (where it changes no result, so it
+    does not make them rerun).
+    """
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    fp16: Fp16Settings = field(default_factory=Fp16Settings)
+    quantize: QuantizeSettings = field(default_factory=QuantizeSettings)
+    engines: EngineSettings = field(default_factory=EngineSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    bench: BenchSettings = field(default_factory=_default_bench)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    skip: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in self.skip:
+            if name not in STAGES[1:]:
+                raise UsageError(f"cannot skip '{name}'; stages that can be skipped: {', '.join(STAGES[1:])}")
+        if self.bench.backend != "auto" or self.bench.device != "cpu" or self.bench.precision != "fp32":
+            raise UsageError("the pipeline picks each variant's backend and device; leave them unset")
+
+    def override(self, section: str, **changes: Any) -> PipelineConfig:
+        """A copy with ``changes`` applied to one section; None values are left out."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        if section == "bench" and "iters" in changes:
+            changes["duration"] = None  # --iters wins over a duration from the file
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short hash of settings (dataclasses or plain data), stable across runs."""
+
+    def plain(x: Any) -> Any:
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):
+            return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+        if isinstance(x, (list, tuple)):
+            return [plain(v) for v in x]
+        if isinstance(x, dict):
+            return {str(k): plain(v) for k, v in x.items()}
+        return x
+
+    text = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

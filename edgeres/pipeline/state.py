@@ -1,0 +1,201 @@
+"""Which stages are up to date: OUT/pipeline.json, rewritten atomically after each stage.
+
+Per stage it records the fingerprint of the stage's settings, of each input (a file's size
+and modification time; a data folder's file list with sizes and times; the name of a
+built-in data set) and the stage's outputs. A stage is up to date when its record exists,
+its settings and inputs fingerprint the same, and every output exists and is not older
+than any input file. A stage's record is dropped before it runs and written when it has
+finished, so a stage stopped halfway runs again next time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeres.atomic import write_text_atomic
+
+__all__ = ["STATE_FILE", "PipelineState", "StagePlan", "data_fingerprint", "file_fingerprint"]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "pipeline.json"
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What a stage will read and write, known before it runs.
+
+    ``outputs`` may be a subset of what the stage writes (the report's files are known
+    only afterwards); the recorded outputs are checked too.
+    """
+
+    settings: str
+    files: tuple[Path, ...] = ()
+    data: tuple[str, ...] = ()
+    outputs: tuple[Path, ...] = ()
+    #: Stage-specific values for the stage's run function (not fingerprinted).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def file_fingerprint(path: Path) -> dict[str, int] | None:
+    """Size and modification time (ns) of a file, or None when it is missing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def data_fingerprint(spec: str) -> dict[str, Any]:
+    """A data source named on the command line: its files' sizes and times, or just its name.
+
+    A folder is walked (names, sizes and times of every file below it, hashed), so an added,
+    removed or changed image is noticed; ``digits`` and other names that are not paths are
+    fingerprinted by name.
+    """
+    path = Path(spec)
+    if path.is_file():
+        return {"spec": spec, **(file_fingerprint(path) or {})}
+    if not path.is_dir():
+        return {"spec": spec}
+    h = hashlib.sha256()
+    count = 0
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = Path(root) / name
+            fp = file_fingerprint(full)
+            if fp is None:
+                continue
+            h.update(f"{full.relative_to(path)}\0{fp['size']}\0{fp['mtime_ns']}\n".encode())
+            count += 1
+    return {"spec": spec, "files": count, "sha256": h.hexdigest()}
+
+
+class PipelineState:
+    """The records of OUT/pipeline.json, by stage name."""
+
+    def __init__(self, out_dir: Path, stages: dict[str, dict[str, Any]] | None = None) -> None:
+        self.out_dir = out_dir
+        self.stages: dict[str, dict[str, Any]] = stages or {}
+        self._data: dict[str, dict[str, Any]] = {}
+
+    @property
+    def path(self) -> Path:
+        return self.out_dir / STATE_FILE
+
+    @classmethod
+    def load(cls, out_dir: Path) -> PipelineState:
+        """The recorded state; an unreadable or foreign file is ignored (every stage reruns)."""
+        path = out_dir / STATE_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(out_dir)
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring %s (%s): every stage runs again", path, exc)
+            return cls(out_dir)
+        stages = raw.get("stages") if isinstance(raw, dict) and raw.get("version") == _VERSION else None
+        if not isinstance(stages, dict):
+            log.warning("ignoring %s (not a state file of this edgeres): every stage runs again", path)
+            return cls(out_dir)
+        return cls(out_dir, {k: v for k, v in stages.items() if isinstance(v, dict)})
+
+    def save(self) -> None:
+        text = json.dumps({"version": _VERSION, "stages": self.stages}, indent=2, sort_keys=True)
+        write_text_atomic(self.path, text + "\n")
+
+    def key(self, path: Path) -> str:
+        """How a file is named in the state: relative to OUT inside it, else absolute."""
+        resolved = path.resolve()
+        try:
+            return resolved.relative_to(self.out_dir.resolve()).as_posix()
+        except ValueError:
+            return str(resolved)
+
+    def resolve(self, key: str) -> Path:
+        p = Path(key)
+        return p if p.is_absolute() else self.out_dir / p
+
+    def inputs(self, plan: StagePlan) -> dict[str, Any]:
+        """The fingerprints of ``plan``'s input files and data, keyed by name."""
+        fps: dict[str, Any] = {self.key(p): file_fingerprint(p) for p in plan.files}
+        for spec in plan.data:
+            if spec not in self._data:
+                self._data[spec] = data_fingerprint(spec)
+            fps[f"data:{spec}"] = self._data[spec]
+        return fps
+
+    def outputs(self, name: str) -> tuple[Path, ...]:
+        record = self.stages.get(name) or {}
+        return tuple(self.resolve(k) for k in record.get("outputs", []))
+
+    def info(self, name: str) -> dict[str, Any]:
+        record = self.stages.get(name) or {}
+        info = record.get("info")
+        return info if isinstance(info, dict) else {}
+
+    def stale(self, name: str, plan: StagePlan) -> str | None:
+        """Why stage ``name`` must run, or None when it is up to date."""
+        record = self.stages.get(name)
+        if record is None:
+            return "no finished run recorded"
+        if record.get("settings") != plan.settings:
+            return "settings changed"
+        now = self.inputs(plan)
+        before = record.get("inputs", {})
+        changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+        if changed:
+            return f"input changed: {_short(changed[0])}"
+        recorded = {self.key(p) for p in self.outputs(name)}
+        missing = [self.key(p) for p in plan.outputs if self.key(p) not in recorded]
+        if missing:
+            return f"new output: {missing[0]}"
+        newest_input = max((fp["mtime_ns"] for fp in now.values() if fp and "mtime_ns" in fp), default=0)
+        for path in self.outputs(name):
+            fp = file_fingerprint(path)
+            if fp is None:
+                return f"output missing: {self.key(path)}"
+            if fp["mtime_ns"] < newest_input:
+                return f"output older than its inputs: {self.key(path)}"
+        return None
+
+    def record(
+        self,
+        name: str,
+        plan: StagePlan,
+        inputs: Mapping[str, Any],
+        outputs: Iterable[Path],
+        seconds: float,
+        info: Mapping[str, Any],
+    ) -> None:
+        """Record a finished stage; ``inputs`` are the fingerprints taken before it ran."""
+        self.stages[name] = {
+            "settings": plan.settings,
+            "inputs": dict(inputs),
+            "outputs": [self.key(p) for p in outputs],
+            "seconds": round(seconds, 3),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "info": dict(info),
+        }
+        self.save()
+
+    def forget(self, names: Sequence[str]) -> None:
+        """Drop the records of ``names``; the file is rewritten only when something changed."""
+        if any(n in self.stages for n in names):
+            for n in names:
+                self.stages.pop(n, None)
+            self.save()
+
+
+def _short(key: str) -> str:
+    return key.removeprefix("data:") if key.startswith("data:") else Path(key).name

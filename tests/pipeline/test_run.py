@@ -1,0 +1,211 @@
+"""run_pipeline on a tiny real model: every stage, then what a second run skips and reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from edgeres.pipeline import (
+    PipelineConfig,
+    PipelineResult,
+    Status,
+    format_summary,
+    load_config,
+    run_pipeline,
+)
+from edgeres.pipeline.context import has_module
+from edgeres.pipeline.state import STATE_FILE
+
+NO_TENSORRT = not has_module("tensorrt")
+FP16 = has_module("onnxconverter_common")
+FP16_AGAIN = "up to date" if FP16 else "skipped"  # fp16 in a second run
+
+
+def statuses(result: PipelineResult) -> dict[str, str]:
+    return {s.name: s.status.value for s in result.stages}
+
+
+def test_first_run_makes_every_artifact(first_run: tuple[Path, PipelineResult]) -> None:
+    out, result = first_run
+    assert result.ok and result.failed is None, format_summary(result)
+    ran = statuses(result)
+    assert [s.name for s in result] == ["export", "fp16", "quantize", "engines", "eval", "bench", "report"]
+    expected = dict.fromkeys(["export", "fp16", "quantize", "eval", "bench", "report"], "ran")
+    if not FP16:
+        expected["fp16"] = "skipped"
+    assert {k: v for k, v in ran.items() if k != "engines"} == expected
+    names = {p.name for p in out.iterdir()}
+    assert names >= {
+        "model.fp32.onnx", "model.int8.cpu.onnx", "model.int8.calib.json", "quantize.json",
+        "eval_fp32.json", "eval_int8-cpu.json", "bench.json", "train_split.json", STATE_FILE, "report",
+    }  # fmt: skip
+    assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
+    for stage in result.stages:
+        assert all(p.exists() for p in stage.outputs), stage
+    assert result.report is not None and result.report.html.exists()
+    assert "validation images edgeres train held out" in result["eval"].reason
+    if FP16:
+        assert {"model.fp16.onnx", "eval_fp16.json"} <= names
+        assert result["bench"].reason == "fp16 not timed: no GPU: FP16 runs only emulated on CPU"
+    else:
+        assert result["fp16"].reason.startswith("onnxconverter-common not installed")
+
+
+@pytest.mark.skipif(not NO_TENSORRT, reason="TensorRT is installed here")
+def test_engines_are_skipped_with_the_reason(first_run: tuple[Path, PipelineResult]) -> None:
+    out, result = first_run
+    engines = result["engines"]
+    assert engines.status is Status.SKIPPED and engines.reason == "TensorRT not installed"
+    summary = format_summary(result)
+    assert "engines   skipped" in summary and "TensorRT not installed" in summary
+    assert not list(out.glob("*.engine")) and not (out / "model.int8.tensorrt.onnx").exists()
+
+
+def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, PipelineResult]) -> None:
+    out, _ = first_run
+    fp32 = json.loads((out / "eval_fp32.json").read_text())
+    assert list(fp32) == ["model", "precision", "backend", "size_bytes", "result"]
+    assert fp32["precision"] == "fp32" and fp32["size_bytes"] == (out / "model.fp32.onnx").stat().st_size
+    int8 = json.loads((out / "eval_int8-cpu.json").read_text())
+    assert list(int8) == ["model", "precision", "backend", "size_bytes", "result", "reference"]
+    assert int8["precision"] == "int8" and Path(int8["model"]).name == "model.int8.cpu.onnx"
+    assert int8["result"]["num_images"] == 64
+    assert int8["reference"]["result"] == fp32["result"]
+    assert 0.0 <= int8["reference"]["agreement"] <= 1.0
+    if FP16:
+        assert json.loads((out / "eval_fp16.json").read_text())["precision"] == "fp16"
+
+
+def test_second_run_is_up_to_date_and_quick(copied_run: Path, digits_checkpoint: Path, fast_config) -> None:
+    start = time.monotonic()
+    result = run_pipeline(digits_checkpoint, copied_run, fast_config, calib="digits", progress=False)
+    seconds = time.monotonic() - start
+    ran = statuses(result)
+    assert set(ran.values()) == {"up to date", "skipped"} and ran["report"] == "up to date", ran
+    assert seconds < 3.0
+    assert result["quantize"].reason == "percentile on 32 images"  # the note survives
+    assert result.report is not None and result.report.data.variants  # read again from the results
+    assert "up to date" in format_summary(result)
+
+
+def test_a_changed_setting_reruns_that_stage_and_the_later_ones(
+    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig
+) -> None:
+    config = fast_config.override("quantize", method="minmax")
+    result = run_pipeline(digits_checkpoint, copied_run, config, calib="digits", progress=False)
+    ran = statuses(result)
+    assert ran["export"] == "up to date" and ran["fp16"] == FP16_AGAIN
+    assert ran["quantize"] == ran["eval"] == ran["bench"] == ran["report"] == "ran"
+    assert json.loads((copied_run / "quantize.json").read_text())["method"] == "minmax"
+
+
+def test_a_touched_input_reruns_only_what_reads_it(
+    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig
+) -> None:
+    os.utime(copied_run / "model.int8.cpu.onnx")  # now: newer than recorded
+    result = run_pipeline(digits_checkpoint, copied_run, fast_config, calib="digits", progress=False)
+    ran = statuses(result)
+    assert ran["export"] == ran["quantize"] == "up to date", ran  # its output is newer: still up to date
+    assert ran["eval"] == ran["bench"] == ran["report"] == "ran"
+
+
+def test_a_changed_bench_setting_reruns_only_bench_and_report(
+    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig
+) -> None:
+    (copied_run / "bench.json").unlink()  # a lost output is made again, too
+    config = fast_config.override("bench", iters=2, threads=1)
+    result = run_pipeline(digits_checkpoint, copied_run, config, calib="digits", progress=False)
+    ran = statuses(result)
+    assert ran["eval"] == ran["quantize"] == "up to date" and ran["bench"] == ran["report"] == "ran", ran
+    rows = json.loads((copied_run / "bench.json").read_text())["results"]
+    assert {r["iterations"] for r in rows} == {2}
+
+
+def test_skipped_on_request_and_stale_outputs_removed(
+    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig
+) -> None:
+    config = replace(fast_config, skip=("fp16", "bench", "report"))
+    result = run_pipeline(digits_checkpoint, copied_run, config, calib="digits", progress=False)
+    ran = statuses(result)
+    assert ran["fp16"] == ran["bench"] == ran["report"] == "skipped"
+    assert result["fp16"].reason.startswith("skipped on request")
+    assert ran["eval"] == "ran"  # one variant fewer
+    assert not (copied_run / "eval_fp16.json").exists()
+    recorded = json.loads((copied_run / STATE_FILE).read_text())["stages"]
+    assert recorded.keys() == {"export", "quantize", "eval"}
+
+
+def test_a_failing_stage_stops_the_run_and_keeps_what_came_before(
+    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    result = run_pipeline(digits_checkpoint, copied_run, fast_config, calib=str(empty), progress=False)
+    ran = statuses(result)
+    assert ran["export"] == "up to date" and ran["fp16"] == FP16_AGAIN and ran["quantize"] == "failed"
+    failed = result.failed
+    assert failed is not None and failed.name == "quantize" and "\n" not in failed.reason and failed.reason
+    assert result["eval"].reason == "not run: quantize failed" and not result.ok
+    assert (copied_run / "model.fp32.onnx").exists() and (copied_run / "model.int8.cpu.onnx").exists()
+    assert "quantize" not in json.loads((copied_run / STATE_FILE).read_text())["stages"]
+
+
+def test_an_onnx_model_is_copied_and_needs_eval_data(
+    first_run: tuple[Path, PipelineResult], fast_config: PipelineConfig, tmp_path: Path
+) -> None:
+    model = tmp_path / "digits.onnx"
+    shutil.copy(first_run[0] / "model.fp32.onnx", model)
+    config = replace(fast_config, skip=("fp16", "quantize", "bench", "report"))
+    result = run_pipeline(model, tmp_path / "out", config, progress=False)
+    assert result["export"].status is Status.RAN and "copied" in result["export"].reason
+    assert result["eval"].status is Status.SKIPPED and "--eval" in result["eval"].reason
+    result = run_pipeline(model, tmp_path / "out", config, eval_data="digits", progress=False)
+    assert result["export"].status is Status.UP_TO_DATE and result["eval"].status is Status.RAN
+    data = json.loads((tmp_path / "out" / "eval_fp32.json").read_text())
+    assert data["result"]["num_images"] == 64
+
+
+def test_ctrl_c_leaves_no_half_written_file_and_the_next_run_resumes(
+    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig, tmp_path: Path
+) -> None:
+    config = tmp_path / "edgeres.toml"
+    config.write_text(
+        '[export]\nexporter = "torchscript"\n[quantize]\ncalib_size = 32\n[eval]\nsize = 64\n'
+        "[bench]\nwarmup = 1\niters = 3\n"
+    )
+    assert load_config(config) == fast_config
+    state = copied_run / STATE_FILE
+    stages = json.loads(state.read_text())
+    stages["stages"] = {"export": stages["stages"]["export"]}  # all but export to do again
+    state.write_text(json.dumps(stages))
+    before = state.stat().st_mtime_ns
+    command = [sys.executable, "-m", "edgeres", "pipeline", str(digits_checkpoint), "--calib", "digits",
+               "--config", str(config), "-o", str(copied_run), "--no-progress"]  # fmt: skip
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    deadline = time.monotonic() + 120
+    while state.stat().st_mtime_ns == before and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the first stage has finished (or been skipped)
+    child.send_signal(signal.SIGINT)  # in the next stage, or between two
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130 and err.rstrip().endswith("aborted"), err
+    assert not [p.name for p in copied_run.iterdir() if p.name.startswith(".")]  # no temporary file left
+    recorded = json.loads(state.read_text())["stages"]
+    assert "export" in recorded and "report" not in recorded
+    result = run_pipeline(digits_checkpoint, copied_run, fast_config, calib="digits", progress=False)
+    ran = statuses(result)
+    assert all(ran[name] == "up to date" for name in recorded) and ran["report"] == "ran", ran
