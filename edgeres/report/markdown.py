@@ -1,6 +1,14 @@
-"""report.md: the summary table, per-variant details, the environment and the notes."""
+"""report.md: the summary table, per-variant details, the environment and the notes.
+
+Every string that comes from the results (title, labels, class and layer names, paths,
+notes) is written as text: ``<``, ``>`` and ``&`` escaped so that no HTML gets into the
+page, ``|`` escaped in table cells; paths go into code spans, which show them literally.
+"""
 
 from __future__ import annotations
+
+import html
+import re
 
 from edgeres.report.data import Environment, ReportData
 from edgeres.report.tables import fmt_pct, table
@@ -8,8 +16,21 @@ from edgeres.report.tables import fmt_pct, table
 __all__ = ["environment_lines", "render_markdown"]
 
 
+def _text(text: str) -> str:
+    """``text`` shown as it is: HTML-special characters escaped, on one line."""
+    return html.escape(text, quote=False).replace("\r", " ").replace("\n", " ")
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    """A code span showing ``text`` literally, whatever backticks it holds."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _md_table(
@@ -43,7 +64,7 @@ def environment_lines(env: Environment | None) -> list[tuple[str, str]]:
 
 def render_markdown(data: ReportData) -> str:
     t = table(data)
-    lines = [f"# {data.title}", "", "## Summary", ""]
+    lines = [f"# {_text(data.title)}", "", "## Summary", ""]
     lines += _md_table(t.header, t.rows)
     lines += [
         "",
@@ -55,17 +76,17 @@ def render_markdown(data: ReportData) -> str:
         lines.append("`*` noisy: the time varied by more than 10% (cv); rerun on a quiet machine.")
     lines += ["", "## Variants", ""]
     for v in data.variants:
-        facts = [f"model `{v.model}`", f"precision {v.precision}"]
+        facts = [f"model {_code(v.model)}", f"precision {_text(v.precision)}"]
         if v.target:
-            facts.append(f"quantize target {v.target}")
+            facts.append(f"quantize target {_text(v.target)}")
         if v.accuracy:
             facts.append(
                 f"top-1 {fmt_pct(v.accuracy.top1)}, top-5 {fmt_pct(v.accuracy.top5)} "
                 f"on {v.accuracy.images} images"
             )
         if v.kept_float:
-            facts.append("kept in float: " + ", ".join(f"`{n}`" for n in v.kept_float))
-        lines.append(f"- **{_md_cell(v.label)}**: " + "; ".join(facts))
+            facts.append("kept in float: " + ", ".join(_code(n) for n in v.kept_float))
+        lines.append(f"- **{_text(v.label)}**: " + "; ".join(facts))
     changed = [v for v in data.variants if v.class_changes]
     if changed:
         lines += ["", "## Per-class accuracy change against FP32 (points)", ""]
@@ -80,16 +101,16 @@ def render_markdown(data: ReportData) -> str:
         lines += _md_table(("class", *(v.label for v in changed)), rows)
     sensitive = [v for v in data.variants if v.sensitivity]
     for v in sensitive:
-        lines += ["", f"## Layer sensitivity: {v.label}", ""]
+        lines += ["", f"## Layer sensitivity: {_text(v.label)}", ""]
         lines.append("Top-1 agreement with FP32 gained when only this layer stays in float.")
         lines.append("")
         rows = [(name, f"{100 * gain:+.2f} pts") for name, gain in v.sensitivity]
         lines += _md_table(("layer", "agreement gained"), rows)
     lines += ["", "## Environment", ""]
-    lines += [f"- {name}: {_md_cell(value)}" for name, value in environment_lines(data.environment)]
+    lines += [f"- {name}: {_text(value)}" for name, value in environment_lines(data.environment)]
     if data.notes:
         lines += ["", "## Notes", ""]
-        lines += [f"- {_md_cell(n)}" for n in data.notes]
+        lines += [f"- {_text(n)}" for n in data.notes]
     lines += ["", "## Sources", ""]
-    lines += [f"- `{s.path}` ({s.kind})" for s in data.sources]
+    lines += [f"- {_code(s.path)} ({s.kind})" for s in data.sources]
     return "\n".join(lines) + "\n"

@@ -93,6 +93,7 @@ def _t(text: str) -> str:
 
 
 def _first_row(v: Variant, where: str | None) -> Latency | None:
+    """The smallest batch measured, on ``where`` (backend/device) when the variant ran there."""
     rows = sorted((r for r in v.latency if r.ok), key=lambda r: (r.where != where, r.batch))
     return rows[0] if rows else None
 
@@ -135,18 +136,23 @@ def _accuracy_latency(fig: Any, data: ReportData, colors: dict[str, str]) -> str
         return (
             "No variant has both an accuracy (edgeres eval or quantize --eval) and a latency (edgeres bench)."
         )
+    # A variant that never ran where FP32 did is plotted on its own backend and device, and
+    # each point then names where it ran: a GPU time is not silently set against a CPU one.
+    places = {row.where for _, row in points}
     ax = fig.add_subplot()
     for v, row in points:
         assert v.top1 is not None
         ax.scatter([row.mean_ms], [100 * v.top1], s=60, color=colors[v.key], zorder=3)
+        shown = f"batch {row.batch}" if len(places) == 1 else f"{row.where}, batch {row.batch}"
         ax.annotate(
-            _t(f"{v.label} (batch {row.batch})"),
+            _t(f"{v.label} ({shown})"),
             (row.mean_ms, 100 * v.top1),
             textcoords="offset points",
             xytext=(6, 4),
             fontsize=8,
         )
-    ax.set_xlabel("mean latency (ms), smallest batch measured")
+    where_text = f" on {next(iter(places))}" if len(places) == 1 else ""
+    ax.set_xlabel(f"mean latency (ms){where_text}, smallest batch measured")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(alpha=0.3)
     ax.margins(x=0.25, y=0.2)

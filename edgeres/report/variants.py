@@ -1,7 +1,8 @@
 """Group facts by variant: the same model file, named by different files, in one precision.
 
-A model path is matched by its resolved path when the file is found (as given, from
-the current folder, or beside the JSON that names it), else by its file name. The
+A model path is matched by its resolved path when the file is found (beside the JSON
+that names it, as given from the current folder, or by its file name beside the JSON),
+else by its file name. The
 precision is what the files state (eval, quantize), else what the model file holds
 (:func:`edgeres.precision.model_precision`), else a guess from the name.
 """
@@ -49,9 +50,15 @@ class Group:
 
 
 def locate(model: str, origin: Path) -> Path | None:
-    """The model file a JSON names: as given, from the current folder, or beside the JSON."""
+    """The model file a JSON at ``origin`` names, or None when it is not found.
+
+    A relative path is looked for beside the JSON first (edgeres pipeline names its files
+    relative to its folder, so a copied folder finds its own), then from the current
+    folder; an absolute one as given. Last, a file of that name beside the JSON.
+    """
     p = Path(model)
-    candidates = [p] if p.is_absolute() else [p, origin.parent / p]
+    candidates = [p] if p.is_absolute() else [origin.parent / p, p]
+    candidates.append(origin.parent / p.name)
     for c in candidates:
         if c.is_file():
             return c.resolve()

@@ -91,9 +91,8 @@ def test_text_from_the_inputs_is_escaped(tmp_path: Path) -> None:
     e8 = handmade.evaluation(
         tmp_path / "b.json", "<b>m</b>.int8.onnx", evil, reference=("<b>m</b>.onnx", evil, 1.0)
     )
-    bench = handmade.bench(
-        tmp_path / "c.json", [handmade.row("<b>m</b>.onnx", 1, 2.0), handmade.row("<b>m</b>.int8.onnx", 1, 1.0)]
-    )
+    rows = [handmade.row("<b>m</b>.onnx", 1, 2.0), handmade.row("<b>m</b>.int8.onnx", 1, 1.0)]
+    bench = handmade.bench(tmp_path / "c.json", rows)
     paths = build_report([e32, e8, bench], tmp_path / "out", title="<i>title</i>")
     html = paths.html.read_text()
     assert "<script>" not in html and "<b>" not in html and "<i>" not in html

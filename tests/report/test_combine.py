@@ -183,6 +183,7 @@ def test_no_results_is_a_usage_error(tmp_path: Path, copied: Results) -> None:
     rewrite(copied.bench, lambda d: d.update(results=[]))
     with pytest.raises(UsageError, match="no results in"):
         load_results([copied.bench])
-    failed = handmade.bench(tmp_path / "failed.json", [handmade.row("m.onnx", 1, 0, error="model file missing")])
+    failed_row = handmade.row("m.onnx", 1, 0, error="model file missing")
+    failed = handmade.bench(tmp_path / "failed.json", [failed_row])
     with pytest.raises(UsageError, match=r"no usable results in .*every benchmark row failed"):
         load_results([failed])
