@@ -69,6 +69,8 @@ def test_a_model_that_does_not_load_fails_its_stage_and_writes_nothing(run_cli, 
     assert r.err.rstrip().endswith(errors[0])
     assert "not run: export failed" in r.out
     assert not out.exists()  # a fresh folder with nothing in it is removed again
+    assert "all outputs in" not in r.out
+    assert f"no outputs: nothing was made, so {out} was removed again" in r.out
 
 
 def test_an_output_path_that_is_a_file(run_cli, resnet20_checkpoint: Path, tmp_path: Path) -> None:

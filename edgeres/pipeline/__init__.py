@@ -9,8 +9,8 @@
 
 Modules: :mod:`~edgeres.pipeline.settings` (one dataclass per stage),
 :mod:`~edgeres.pipeline.config` (edgeres.toml), :mod:`~edgeres.pipeline.state` (the
-up-to-date bookkeeping), :mod:`~edgeres.pipeline.stages` and
-:mod:`~edgeres.pipeline.measure` (the stages), :mod:`~edgeres.pipeline.run` (the order),
+up-to-date bookkeeping), :mod:`~edgeres.pipeline.stages`, :mod:`~edgeres.pipeline.engines`
+and :mod:`~edgeres.pipeline.measure` (the stages), :mod:`~edgeres.pipeline.run` (the order),
 :mod:`~edgeres.pipeline.results` (what a run returns). ``import edgeres.pipeline`` is
 light; the names below load their module on first use.
 """

@@ -30,6 +30,7 @@ __all__ = [
     "Context",
     "Variant",
     "has_module",
+    "onnx_fixed_batch",
     "same_data",
     "tensorrt_unavailable",
 ]
@@ -85,6 +86,16 @@ def tensorrt_unavailable() -> str | None:
     return None
 
 
+def onnx_fixed_batch(path: Path) -> int | None:
+    """The batch size an ONNX model's input fixes, or None when its batch is dynamic."""
+    from edgeres.export.onnx_meta import _dims, _graph_inputs, load_onnx
+
+    inputs = _graph_inputs(load_onnx(path))
+    dims = _dims(inputs[0]) if inputs else None
+    n = dims[0] if dims else None
+    return n if isinstance(n, int) and n > 0 else None
+
+
 def same_data(a: str, b: str) -> bool:
     if a == b:
         return True
@@ -107,10 +118,24 @@ class Context:
     #: Result files for the report: quantize.json, eval_*.json, bench.json.
     sources: list[Path] = field(default_factory=list)
     report: ReportPaths | None = None
+    #: The batch size model.fp32.onnx fixes (None: dynamic); set by the export stage.
+    fixed_batch: int | None = None
 
     @property
     def fp32(self) -> Path:
         return self.out / FP32_ONNX
+
+    @property
+    def eval_batch(self) -> int:
+        """The batch size of every evaluation: eval.batch_size, or the model's fixed batch."""
+        return self.fixed_batch or self.config.eval.batch_size
+
+    def rel(self, path: Path) -> str:
+        """How the result files name a file: relative to OUT (so a copied folder still works)."""
+        try:
+            return path.resolve().relative_to(self.out.resolve()).as_posix()
+        except ValueError:
+            return str(path.resolve())
 
     @property
     def threads(self) -> int | None:
@@ -144,7 +169,8 @@ class Context:
 
         On the data the checkpoint was trained on: its recorded validation images. On the
         calibration data: the 10% that calibration holds out (see
-        :mod:`edgeres.quantize.selection`). Then a class-stratified sample of ``eval.size``.
+        :mod:`edgeres.quantize.selection`). Then a class-stratified sample of ``eval.size``;
+        for a model whose batch is fixed at N, a multiple of N of them.
         """
         import numpy as np
 
@@ -157,12 +183,11 @@ class Context:
         split = self.train_split()
         seed = self.config.quantize.seed
         on_calib = self.calib is not None and same_data(self.calib, spec) and self.quantize_planned
-        if split is not None and same_data(split["data"], spec):
-            if split.get("val_indices") is not None:
-                candidates = np.asarray(split["val_indices"], dtype=np.int64)
-                note = f"the {len(candidates)} validation images edgeres train held out"
+        if split is not None and split.get("val_indices") is not None and same_data(split["data"], spec):
             # quantize is given the same split (training_record), so calibration left these out
-        elif on_calib:
+            candidates = np.asarray(split["val_indices"], dtype=np.int64)
+            note = f"the {len(candidates)} validation images edgeres train held out"
+        elif on_calib:  # also a checkpoint trained with separate validation data: quantize held 10% out
             _, candidates = split_indices(labels, val_fraction=0.1, seed=seed)
             note = f"{len(candidates)} images (10%, seed {seed}) held out from calibration"
         if len(candidates) and candidates.max() >= len(source):
@@ -173,6 +198,11 @@ class Context:
         if size is not None and size < len(candidates):
             candidates = candidates[stratified_sample(labels[candidates], size, seed=self.config.eval.seed)]
             note = f"{size} of {note.removeprefix('the ')}"
+        n = self.fixed_batch
+        if n is not None and n > 1 and len(candidates) % n:
+            dropped = len(candidates) % n
+            candidates = candidates[: len(candidates) - dropped]
+            note += f" (less {dropped}: the model takes batches of exactly {n})"
         return source, candidates, note
 
     @property

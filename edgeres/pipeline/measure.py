@@ -3,11 +3,13 @@
 eval writes one ``eval_<variant>.json`` per variant, in the shape of ``edgeres eval --json
 --compare FP32`` (``model``, ``precision``, ``backend``, ``size_bytes``, ``result``, and
 ``reference`` with the ``agreement``; FP32 itself has no reference). bench writes
-``bench.json`` as ``edgeres bench --json`` does.
+``bench.json`` as ``edgeres bench --json`` does. Every model file is named relative to OUT,
+so the report of a copied or moved folder finds the files beside the results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -17,8 +19,9 @@ from typing import Any
 from edgeres.atomic import write_text_atomic
 from edgeres.errors import EdgeresError
 from edgeres.pipeline.context import FP16_NOT_TIMED, TRAIN_SPLIT, Context, Variant, same_data
+from edgeres.pipeline.engines import engine_batch
 from edgeres.pipeline.settings import fingerprint
-from edgeres.pipeline.stages import Outcome, StageDef, engine_batch
+from edgeres.pipeline.stages import Outcome, StageDef
 from edgeres.pipeline.state import StagePlan
 
 __all__ = ["bench_stage", "eval_stage", "report_stage"]
@@ -45,8 +48,9 @@ def _plan_eval(ctx: Context) -> StagePlan | str:
     # What decides the images: the sample settings, and the held-out split they come from.
     on_calib = ctx.calib is not None and ctx.quantize_planned and same_data(ctx.calib, spec)
     held = ctx.config.quantize.seed if on_calib else None
+    fixed = (ctx.fixed_batch,) if ctx.fixed_batch is not None else ()
     return StagePlan(
-        fingerprint(ctx.config.eval, held, [(v.name, v.layout) for v in variants]),
+        fingerprint(ctx.config.eval, held, [(v.name, v.layout) for v in variants], *fixed),
         files=(*(v.path for v in variants), *((split,) if split.is_file() else ())),
         data=(spec,),
         outputs=tuple(_eval_path(ctx, v) for v in variants),
@@ -65,9 +69,9 @@ def _runner(v: Variant, threads: int | None) -> Any:
     return OnnxRuntimeRunner(v.path, threads=threads, disabled_optimizers=faithful_to(v.layout or "fp32"))
 
 
-def _describe(path: Path, runner: Any) -> dict[str, Any]:
+def _describe(ctx: Context, path: Path, runner: Any) -> dict[str, Any]:
     return {
-        "model": str(path.resolve()),
+        "model": ctx.rel(path),
         "precision": runner.precision,
         "backend": runner.name,
         "size_bytes": path.stat().st_size if path.is_file() else None,
@@ -81,7 +85,7 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
 
     source, indices, note = ctx.eval_images(plan.extra["data"])
     pre = read_onnx_meta(ctx.fp32).preprocessing
-    batch = ctx.config.eval.batch_size
+    batch = ctx.eval_batch
 
     def run(v: Variant) -> tuple[Any, Any]:
         runner = _runner(v, ctx.threads)
@@ -89,11 +93,11 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
         return runner, evaluate(runner, source, indices, pre, batch_size=size, progress=ctx.progress)
 
     ref_runner, ref = run(ctx.variants["fp32"])
-    reference = {**_describe(ctx.fp32, ref_runner), "result": ref.to_dict()}
+    reference = {**_describe(ctx, ctx.fp32, ref_runner), "result": ref.to_dict()}
     written, lines = [], []
     for v in plan.extra["variants"]:
         runner, result = (ref_runner, ref) if v.name == "fp32" else run(v)
-        out: dict[str, Any] = {**_describe(v.path, runner), "result": result.to_dict()}
+        out: dict[str, Any] = {**_describe(ctx, v.path, runner), "result": result.to_dict()}
         if v.name != "fp32":
             out["reference"] = {**reference, "agreement": agreement(result, ref)}
         path = _eval_path(ctx, v)
@@ -124,13 +128,24 @@ def _timed(ctx: Context) -> tuple[list[Variant], list[str]]:
     return timed, notes
 
 
+def _bench_settings(ctx: Context) -> tuple[Any, list[str]]:
+    """bench's settings: only the model's batch when it is fixed (with a note on the others)."""
+    settings, n = ctx.config.bench, ctx.fixed_batch
+    if n is None or settings.batches == (n,):
+        return settings, []
+    dropped = [b for b in settings.batches if b != n]
+    note = f"batch {', '.join(map(str, dropped))} not timed: the model takes batches of exactly {n}"
+    return dataclasses.replace(settings, batches=(n,)), [note]
+
+
 def _plan_bench(ctx: Context) -> StagePlan | str:
     timed, notes = _timed(ctx)
+    settings, batch_notes = _bench_settings(ctx)
     return StagePlan(
-        fingerprint(ctx.config.bench, [v.name for v in timed]),
+        fingerprint(settings, [v.name for v in timed]),
         files=tuple(v.path for v in timed),
         outputs=(ctx.out / BENCH_JSON,),
-        extra={"timed": timed, "notes": notes},
+        extra={"timed": timed, "notes": [*batch_notes, *notes], "settings": settings},
     )
 
 
@@ -138,8 +153,12 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
     from edgeres.bench import benchmark, to_json
     from edgeres.sysinfo import collect
 
-    settings = ctx.config.bench
-    results = [r for v in plan.extra["timed"] for r in benchmark(v.path, settings)]
+    settings = plan.extra["settings"]
+    results = [
+        dataclasses.replace(r, model=ctx.rel(v.path))  # named relative to OUT, as eval and quantize do
+        for v in plan.extra["timed"]
+        for r in benchmark(v.path, settings)
+    ]
     failed = [r for r in results if not r.ok]
     if not results or len(failed) == len(results):
         first = failed[0].error if failed else "no model to time"
@@ -148,7 +167,9 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
     write_text_atomic(ctx.out / BENCH_JSON, json.dumps(report, indent=2, default=str) + "\n")
     notes = list(plan.extra["notes"])
     notes += [f"{r.model} at batch {r.batch} failed: {r.error}" for r in failed]
-    return Outcome((ctx.out / BENCH_JSON,), "; ".join(notes))
+    if failed:
+        notes.append(f"{len(failed)} of {len(results)} rows failed: not recorded, the next run times again")
+    return Outcome((ctx.out / BENCH_JSON,), "; ".join(notes), finished=not failed)
 
 
 def _register_bench(

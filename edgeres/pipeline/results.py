@@ -99,5 +99,8 @@ def format_summary(result: PipelineResult) -> str:
     w1 = max(len(r[1]) for r in rows)
     w2 = max(len(r[2]) for r in rows)
     lines = [f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}  {d}".rstrip() for a, b, c, d in rows]
-    lines.append(f"all outputs in {result.out_dir}")
+    if result.out_dir.is_dir():
+        lines.append(f"all outputs in {result.out_dir}")
+    else:  # a fresh folder in which nothing was made is removed again
+        lines.append(f"no outputs: nothing was made, so {result.out_dir} was removed again")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -9,10 +10,11 @@ from pathlib import Path
 
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.pipeline.context import FP32_ONNX, Context
+from edgeres.pipeline.engines import engines_stage
 from edgeres.pipeline.measure import bench_stage, eval_stage, report_stage
 from edgeres.pipeline.results import PipelineResult, StageResult, Status
 from edgeres.pipeline.settings import PipelineConfig
-from edgeres.pipeline.stages import StageDef, engines_stage, export_stage, fp16_stage, quantize_stage
+from edgeres.pipeline.stages import StageDef, export_stage, fp16_stage, quantize_stage
 from edgeres.pipeline.state import PipelineState
 
 __all__ = ["STAGE_DEFS", "run_pipeline"]
@@ -46,12 +48,15 @@ def run_pipeline(
     inputs are unchanged (``force`` reruns all); a stage that cannot run here (no TensorRT,
     no calibration data, ...) is skipped with the reason. A failed stage ends the run: the
     result says which and why, and the outputs of the stages before it are kept. Bad
-    arguments (a missing model, an output path that is a file or not writable) raise
-    :class:`~edgeres.errors.EdgeresError` before anything is written.
+    arguments (a missing model, an output path that is a file or not writable, settings
+    that contradict each other or the data given) raise :class:`~edgeres.errors.EdgeresError`
+    before anything is written.
     """
     config = config or PipelineConfig()
     model, out = Path(model), Path(out_dir)
     _check_model(model, out)
+    config.check()
+    _check_max_drop(model, config, calib, eval_data)
     created = _prepare_out(out)
     ctx = Context(model, out, config, calib, eval_data, progress, PipelineState.load(out))
     results: list[StageResult] = []
@@ -82,6 +87,26 @@ def _check_model(model: Path, out: Path) -> None:
         raise UsageError(f"'{model}' is the pipeline's own output; give the original model or another -o")
 
 
+def _check_max_drop(model: Path, config: PipelineConfig, calib: str | None, eval_data: str | None) -> None:
+    """quantize.max_drop needs evaluation data: --eval, or the split a checkpoint records."""
+    if config.quantize.max_drop is None or eval_data or calib is None or "quantize" in config.skip:
+        return
+    from edgeres.loading import load_model
+    from edgeres.pipeline.context import train_split_record
+
+    m = config.model
+    try:
+        loaded = load_model(model, m.arch, overrides=m.overrides(), unsafe_pickle=m.unsafe_pickle)
+    except Exception:  # a model that does not load: the export stage fails and says why
+        log.debug("model not loaded to look for its training split", exc_info=True)
+        return
+    if train_split_record(loaded.extra) is None:
+        raise UsageError(
+            "quantize.max_drop needs evaluation data: give --eval DATA "
+            "(MODEL is not an edgeres checkpoint whose training data is known)"
+        )
+
+
 def _prepare_out(out: Path) -> bool:
     """Create ``out`` when missing (True when it was created); refuse one that cannot be written."""
     created = not out.exists()
@@ -106,9 +131,13 @@ def _first_line(exc: BaseException) -> str:
 def _run_stage(ctx: Context, stage: StageDef, label: str, force: bool) -> StageResult:
     name, state = stage.name, ctx.state
     if name in ctx.config.skip:
-        state.forget([name])
+        # What it made before would be stale: the folder must not offer it to `edgeres report`.
+        removed = _remove_stale(ctx, state.discard(name), ())
         log.info("%s: skipped on request", label)
-        return StageResult(name, Status.SKIPPED, reason="skipped on request (--skip or [pipeline] skip)")
+        reason = "skipped on request (--skip or [pipeline] skip)"
+        if removed:
+            reason += f"; removed its earlier outputs ({', '.join(p.name for p in removed)})"
+        return StageResult(name, Status.SKIPPED, reason=reason)
     start = time.monotonic()
     try:
         plan = stage.plan(ctx)
@@ -124,12 +153,14 @@ def _run_stage(ctx: Context, stage: StageDef, label: str, force: bool) -> StageR
             return StageResult(name, Status.UP_TO_DATE, 0.0, outputs, str(info.get("note", "")))
         log.info("%s: running (%s)", label, why)
         inputs = state.inputs(plan)
-        before = state.outputs(name)
-        state.forget([name])
+        before = state.begin(name)  # listed until a run finishes, even when this one fails
         outcome = stage.run(ctx, plan)
         seconds = time.monotonic() - start
-        state.record(name, plan, inputs, outcome.outputs, seconds, {**outcome.info, "note": outcome.note})
         _remove_stale(ctx, before, outcome.outputs)
+        if outcome.finished:
+            state.record(name, plan, inputs, outcome.outputs, seconds, {**outcome.info, "note": outcome.note})
+        else:
+            state.unfinished(name, outcome.outputs)
         stage.register(ctx, plan, outcome.outputs, outcome.info)
         return StageResult(name, Status.RAN, seconds, outcome.outputs, outcome.note)
     except Exception as exc:  # any failure ends the run with a one-line reason; KeyboardInterrupt passes
@@ -137,11 +168,22 @@ def _run_stage(ctx: Context, stage: StageDef, label: str, force: bool) -> StageR
         return StageResult(name, Status.FAILED, time.monotonic() - start, (), _first_line(exc), exc)
 
 
-def _remove_stale(ctx: Context, before: tuple[Path, ...], now: tuple[Path, ...]) -> None:
+def _remove_stale(ctx: Context, before: tuple[Path, ...], now: tuple[Path, ...]) -> list[Path]:
     """Delete what an earlier run of a stage wrote and this one did not (e.g. a dropped target)."""
     keep = {p.resolve() for p in now}
     root = ctx.out.resolve()
+    removed = []
     for path in before:
         resolved = path.resolve()
         if resolved not in keep and resolved.is_file() and root in resolved.parents:
-            resolved.unlink(missing_ok=True)
+            try:
+                resolved.unlink(missing_ok=True)
+            except OSError as exc:  # a file that cannot be deleted does not fail the run
+                log.warning("cannot delete the stale %s: %s", resolved, exc.strerror or exc)
+                continue
+            removed.append(resolved)
+    for folder in {p.parent for p in removed}:  # a folder that held only removed files (report/)
+        if folder != root and root in folder.parents and not any(folder.iterdir()):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return removed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -45,6 +46,11 @@ def _positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
+def _non_negative(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"{name} must be a whole number of 0 or more, got {value!r}")
+
+
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -66,6 +72,8 @@ class ModelSettings:
         _positive("model.num_classes", self.num_classes)
         if self.input_size is not None and any(s < 1 for s in self.input_size):
             raise UsageError(f"model.input_size must be positive, got {self.input_size}")
+        if self.std is not None and not all(s > 0 for s in self.std):
+            raise UsageError(f"model.std must be above 0 in every channel, got {list(self.std)}")
 
     def overrides(self) -> Any:
         """These settings as :class:`edgeres.loading.MetaOverrides`."""
@@ -119,6 +127,7 @@ class QuantizeSettings:
         _positive("quantize.calib_batch", self.calib_batch)
         if self.max_drop is not None and not self.max_drop >= 0:
             raise UsageError(f"quantize.max_drop must be 0 or more top-1 points, got {self.max_drop!r}")
+        _non_negative("quantize.seed", self.seed)
         self.calibration()  # checks percentile
 
     def calibration(self) -> Any:
@@ -147,6 +156,8 @@ class EngineSettings:
     def __post_init__(self) -> None:
         from edgeres.engine.options import parse_batch_profile, parse_workspace
 
+        if not self.precisions:
+            raise UsageError("engines.precisions is empty: give at least one of fp32, fp16, int8")
         for p in self.precisions:
             _choice("engines.precisions", p, get_args(EnginePrecision))
         if self.batch is not None:
@@ -166,6 +177,7 @@ class EvalSettings:
     def __post_init__(self) -> None:
         _positive("eval.size", self.size)
         _positive("eval.batch_size", self.batch_size)
+        _non_negative("eval.seed", self.seed)
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,32 @@ class PipelineConfig:
                 raise UsageError(f"cannot skip '{name}'; stages that can be skipped: {', '.join(STAGES[1:])}")
         if self.bench.backend != "auto" or self.bench.device != "cpu" or self.bench.precision != "fp32":
             raise UsageError("the pipeline picks each variant's backend and device; leave them unset")
+        duration = self.bench.duration
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise UsageError(f"bench.duration must be a finite number of seconds above 0, got {duration!r}")
+
+    def check(self) -> None:
+        """What depends on more than one table; checked when a run starts, after the flags.
+
+        A set ``engines.batch`` must take every bench batch: MIN at most the smallest, MAX at
+        least the largest.
+        """
+        if self.engines.batch is None:
+            return
+        from edgeres.engine.options import parse_batch_profile
+
+        profile = parse_batch_profile(self.engines.batch)
+        smallest, largest = min(self.bench.batches), max(self.bench.batches)
+        if profile.min > smallest:
+            raise UsageError(
+                f"engines.batch {self.engines.batch} takes no batch under {profile.min}, "
+                f"but bench batch {smallest} is smaller; lower MIN or drop that bench batch"
+            )
+        if profile.max < largest:
+            raise UsageError(
+                f"engines.batch {self.engines.batch} takes no batch over {profile.max}, "
+                f"but bench batch {largest} is larger; raise MAX or drop that bench batch"
+            )
 
     def override(self, section: str, **changes: Any) -> PipelineConfig:
         """A copy with ``changes`` applied to one section; None values are left out."""

@@ -1,4 +1,4 @@
-"""The stages that make model files: export, fp16, quantize, engines.
+"""The stages that make model files: export, fp16, quantize (engines: :mod:`~edgeres.pipeline.engines`).
 
 Each stage has three functions: ``plan`` says what it would read and write (or, as a
 string, why it cannot run here), ``run`` does the work through the library functions of
@@ -22,14 +22,14 @@ from edgeres.pipeline.context import (
     Context,
     Variant,
     has_module,
+    onnx_fixed_batch,
     same_data,
-    tensorrt_unavailable,
     train_split_record,
 )
 from edgeres.pipeline.settings import fingerprint
 from edgeres.pipeline.state import StagePlan
 
-__all__ = ["Outcome", "StageDef", "engines_stage", "export_stage", "fp16_stage", "quantize_stage"]
+__all__ = ["Outcome", "StageDef", "export_stage", "fp16_stage", "quantize_stage"]
 
 CALIB_CACHE = "model.int8.calib.json"
 QUANTIZE_JSON = "quantize.json"
@@ -37,11 +37,16 @@ QUANTIZE_JSON = "quantize.json"
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a stage's run wrote, a note for the summary, and data kept in the state file."""
+    """What a stage's run wrote, a note for the summary, and data kept in the state file.
+
+    ``finished`` False: the stage wrote its outputs but did not do all it should (bench
+    rows that failed); it is not recorded, so the next run tries it again.
+    """
 
     outputs: tuple[Path, ...]
     note: str = ""
     info: Mapping[str, Any] = field(default_factory=dict)
+    finished: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,10 @@ def _run_export(ctx: Context, plan: StagePlan) -> Outcome:
         outputs.append(split_path)
     else:
         split_path.unlink(missing_ok=True)
-    return Outcome(tuple(outputs), note)
+    fixed = onnx_fixed_batch(ctx.fp32)
+    if fixed is not None:
+        note += f"; batch fixed at {fixed}"
+    return Outcome(tuple(outputs), note, info={"fixed_batch": fixed})
 
 
 def _copy_onnx(source: Path, meta: Any, target: Path) -> None:
@@ -111,6 +119,8 @@ def _register_export(
     ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]
 ) -> None:
     ctx.variants["fp32"] = Variant("fp32", ctx.fp32, "fp32")
+    fixed = info["fixed_batch"] if "fixed_batch" in info else onnx_fixed_batch(ctx.fp32)
+    ctx.fixed_batch = fixed if isinstance(fixed, int) and fixed > 0 else None
 
 
 export_stage = StageDef("export", _plan_export, _run_export, _register_export)
@@ -157,6 +167,13 @@ def _plan_quantize(ctx: Context) -> StagePlan | str:
     spec, _ = ctx.eval_data()
     if q.max_drop is not None and spec is None:
         raise UsageError("quantize.max_drop needs evaluation data: give --eval DATA")
+    n = ctx.fixed_batch
+    if n is not None and (q.max_drop is not None or q.method == "auto"):
+        raise UsageError(
+            f"quantize.max_drop and method 'auto' need a model with a dynamic batch, and "
+            f"model.fp32.onnx takes batches of exactly {n}: set [export] dynamic_batch = true "
+            "(or give an ONNX MODEL with a dynamic batch)"
+        )
     # On the calibration data itself, quantize holds the evaluation images out of calibration.
     shared = spec if spec is not None and (same_data(ctx.calib, spec) or q.max_drop is not None) else None
     outputs = (
@@ -166,7 +183,7 @@ def _plan_quantize(ctx: Context) -> StagePlan | str:
     )
     eval_part = (ctx.config.eval.size, ctx.config.eval.seed) if shared else None
     return StagePlan(
-        fingerprint(q, targets, eval_part),
+        fingerprint(q, targets, eval_part, *((n,) if n is not None else ())),
         files=(ctx.fp32,),
         data=(ctx.calib,) if shared is None or same_data(ctx.calib, shared) else (ctx.calib, shared),
         outputs=outputs,
@@ -185,16 +202,24 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     if split is not None and split.get("val_indices") is not None:
         val = split["val_indices"]
         record = {"train": {"settings": {"data": split["data"]}, "split": {"val_indices": val}}}
+    settings, calib_size, eval_size = q.calibration(), q.calib_size, ctx.config.eval.size
+    n = ctx.fixed_batch
+    if n is not None:
+        # A fixed batch: calibrate in batches of exactly n, and let quantize's own accuracy check
+        # (which runs at batch 64) see one batch only; the eval stage measures at batch n.
+        settings = settings.replace(batch_size=n)
+        calib_size = max(n, calib_size - calib_size % n)
+        eval_size = n
     options = QuantizeOptions(
         training_record=record,
         calib=ctx.calib,
         target="all" if len(targets) > 1 else targets[0],
-        settings=q.calibration(),
+        settings=settings,
         auto_method=q.method == "auto",
-        calib_size=q.calib_size,
+        calib_size=calib_size,
         calib_cache=cache,
         eval_data=plan.extra["eval_data"],
-        eval_size=ctx.config.eval.size,
+        eval_size=eval_size,
         max_drop=q.max_drop,
         seed=q.seed,
         threads=ctx.threads,
@@ -202,10 +227,33 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     )
     output = ctx.out / ("model.int8.onnx" if len(targets) > 1 else f"model.int8.{targets[0]}.onnx")
     report = quantize(ctx.fp32, output, options)
-    write_text_atomic(ctx.out / QUANTIZE_JSON, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-    paths = tuple(t.path for t in report.targets)
+    data = _relative_report(ctx, report.to_dict())
     note = f"{report.method} on {report.calib_images} images"
+    if n is not None and plan.extra["eval_data"] is not None:
+        _drop_accuracy(data, f"accuracy left to the eval stage: the model's batch is fixed at {n}")
+        note += f"; accuracy measured by eval only (batch fixed at {n})"
+    write_text_atomic(ctx.out / QUANTIZE_JSON, json.dumps(data, indent=2, default=str) + "\n")
+    paths = tuple(t.path for t in report.targets)
     return Outcome((*paths, report.cache, ctx.out / QUANTIZE_JSON), note)
+
+
+def _relative_report(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """quantize.json names its files relative to OUT, as every result file of the pipeline does."""
+    for key in ("fp32_onnx", "cache"):
+        if isinstance(data.get(key), (str, Path)):
+            data[key] = ctx.rel(Path(data[key]))
+    for t in data.get("targets") or ():
+        if isinstance(t.get("path"), (str, Path)):
+            t["path"] = ctx.rel(Path(t["path"]))
+    return data
+
+
+def _drop_accuracy(data: dict[str, Any], why: str) -> None:
+    """Remove the accuracy of quantize's one-batch check (a fixed-batch model): eval measures it."""
+    note = "; ".join(x for x in (data.get("selection_note"), why) if x)
+    data.update(fp32_top1=None, fp32_top5=None, eval_images=0, selection_note=note)
+    for t in data.get("targets") or ():
+        t.update(top1=None, top5=None, agreement=None, drop=None, per_class={})
 
 
 def _register_quantize(
@@ -217,85 +265,3 @@ def _register_quantize(
 
 
 quantize_stage = StageDef("quantize", _plan_quantize, _run_quantize, _register_quantize)
-
-
-# -- engines -----------------------------------------------------------------------------------
-
-
-def _engine_jobs(ctx: Context) -> tuple[list[tuple[str, Path, bool, Path, str]], list[str]]:
-    """(variant, source ONNX, fp16 flag, engine path, precision) per engine to build, and notes."""
-    e = ctx.config.engines
-    jobs, notes = [], []
-    for p in e.precisions:
-        if p == "fp32":
-            jobs.append(("engine-fp32", ctx.fp32, False, ctx.out / "model.fp32.engine", "fp32"))
-        elif p == "fp16":
-            if "fp16" in ctx.variants:
-                jobs.append(
-                    ("engine-fp16", ctx.variants["fp16"].path, False, ctx.out / "model.fp16.engine", "fp16")
-                )
-            else:
-                notes.append("no FP16 engine: no FP16 ONNX")
-        elif "int8-tensorrt" in ctx.variants:
-            precision = "int8+fp16" if e.int8_fp16 else "int8"
-            source = ctx.variants["int8-tensorrt"].path
-            jobs.append(("engine-int8", source, e.int8_fp16, ctx.out / "model.int8.engine", precision))
-        else:
-            notes.append("no INT8 engine: no TensorRT-layout INT8 model (quantize.target)")
-    return jobs, notes
-
-
-def engine_batch(ctx: Context) -> str:
-    """The engines' batch profile: engines.batch, else tuned for the largest bench batch B.
-
-    The default ``1:B:M`` also takes the evaluation batches (M is the larger of B and the
-    eval batch size), so eval runs engines at its usual batch size.
-    """
-    largest = max(ctx.config.bench.batches)
-    return ctx.config.engines.batch or f"1:{largest}:{max(largest, ctx.config.eval.batch_size)}"
-
-
-def _plan_engines(ctx: Context) -> StagePlan | str:
-    why = tensorrt_unavailable()
-    if why is not None:
-        return why
-    jobs, notes = _engine_jobs(ctx)
-    if not jobs:
-        return "nothing to build: " + "; ".join(notes)
-    from edgeres.engine.sidecar import sidecar_path
-
-    outputs = tuple(p for job in jobs for p in (job[3], sidecar_path(job[3])))
-    return StagePlan(
-        fingerprint(ctx.config.engines, engine_batch(ctx), [j[0] for j in jobs]),
-        files=tuple(dict.fromkeys(j[1] for j in jobs)),
-        outputs=outputs,
-        extra={"jobs": jobs, "notes": notes},
-    )
-
-
-def _run_engines(ctx: Context, plan: StagePlan) -> Outcome:
-    from edgeres.engine.build import build_engine
-    from edgeres.engine.options import EngineOptions, parse_batch_profile, parse_workspace
-
-    e = ctx.config.engines
-    written: list[Path] = []
-    for _, source, fp16, path, _ in plan.extra["jobs"]:
-        options = EngineOptions(
-            fp16=fp16,
-            batch=parse_batch_profile(engine_batch(ctx)),
-            workspace=parse_workspace(e.workspace) if e.workspace else None,
-            output=path,
-        )
-        result = build_engine(source, options, progress=ctx.progress)
-        written += [result.engine_path, result.sidecar_path]
-    return Outcome(tuple(written), "; ".join(plan.extra["notes"]))
-
-
-def _register_engines(
-    ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]
-) -> None:
-    for name, _, _, path, precision in plan.extra["jobs"]:
-        ctx.variants[name] = Variant(name, path, precision)
-
-
-engines_stage = StageDef("engines", _plan_engines, _run_engines, _register_engines)

@@ -5,7 +5,9 @@ and modification time; a data folder's file list with sizes and times; the name 
 built-in data set) and the stage's outputs. A stage is up to date when its record exists,
 its settings and inputs fingerprint the same, and every output exists and is not older
 than any input file. A stage's record is dropped before it runs and written when it has
-finished, so a stage stopped halfway runs again next time.
+finished, so a stage stopped halfway runs again next time; what it had recorded as its
+outputs stays listed (``leftovers``) until a run of it finishes, which deletes the ones it
+no longer makes.
 """
 
 from __future__ import annotations
@@ -58,35 +60,71 @@ def file_fingerprint(path: Path) -> dict[str, int] | None:
 def data_fingerprint(spec: str) -> dict[str, Any]:
     """A data source named on the command line: its files' sizes and times, or just its name.
 
-    A folder is walked (names, sizes and times of every file below it, hashed), so an added,
-    removed or changed image is noticed; ``digits`` and other names that are not paths are
-    fingerprinted by name.
+    A folder is walked, following symbolic links (names, sizes and times of every file below
+    it, hashed), so an added, removed or changed image is noticed; a ``.txt`` manifest is
+    fingerprinted with the images it lists (see :mod:`edgeres.data.manifest`); ``digits`` and
+    other names that are not paths are fingerprinted by name.
     """
     path = Path(spec)
     if path.is_file():
-        return {"spec": spec, **(file_fingerprint(path) or {})}
+        fp: dict[str, Any] = {"spec": spec, **(file_fingerprint(path) or {})}
+        if path.suffix.lower() == ".txt":
+            fp.update(_listed_fingerprint(path))
+        return fp
     if not path.is_dir():
         return {"spec": spec}
     h = hashlib.sha256()
     count = 0
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
+    for root, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(root)
+        # A link to a folder above (a loop) is not followed; every other link is.
+        dirs[:] = sorted(d for d in dirs if not _contains(os.path.realpath(os.path.join(root, d)), real))
         for name in sorted(files):
             full = Path(root) / name
-            fp = file_fingerprint(full)
-            if fp is None:
+            fp_file = file_fingerprint(full)
+            if fp_file is None:
                 continue
-            h.update(f"{full.relative_to(path)}\0{fp['size']}\0{fp['mtime_ns']}\n".encode())
+            h.update(f"{full.relative_to(path)}\0{fp_file['size']}\0{fp_file['mtime_ns']}\n".encode())
             count += 1
     return {"spec": spec, "files": count, "sha256": h.hexdigest()}
+
+
+def _contains(folder: str, path: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _listed_fingerprint(manifest: Path) -> dict[str, Any]:
+    """The images a manifest lists, by path, size and time; nothing when it cannot be read.
+
+    An unreadable manifest is left to the stage that reads it, which says what is wrong.
+    """
+    from edgeres.data import read_manifest
+
+    try:
+        source = read_manifest(manifest, verify=False)
+    except Exception:  # not a manifest, or a listed file missing: the stage reports it
+        log.debug("manifest %s not read for its fingerprint", manifest, exc_info=True)
+        return {}
+    h = hashlib.sha256()
+    for file in source.paths:
+        fp = file_fingerprint(file) or {"size": -1, "mtime_ns": -1}
+        h.update(f"{file.resolve()}\0{fp['size']}\0{fp['mtime_ns']}\n".encode())
+    return {"files": len(source.paths), "sha256": h.hexdigest()}
 
 
 class PipelineState:
     """The records of OUT/pipeline.json, by stage name."""
 
-    def __init__(self, out_dir: Path, stages: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        stages: dict[str, dict[str, Any]] | None = None,
+        leftovers: dict[str, list[str]] | None = None,
+    ) -> None:
         self.out_dir = out_dir
         self.stages: dict[str, dict[str, Any]] = stages or {}
+        #: Per stage, files an unfinished run may have left: deleted when a run of it finishes.
+        self.leftovers: dict[str, list[str]] = leftovers or {}
         self._data: dict[str, dict[str, Any]] = {}
 
     @property
@@ -108,11 +146,19 @@ class PipelineState:
         if not isinstance(stages, dict):
             log.warning("ignoring %s (not a state file of this edgeres): every stage runs again", path)
             return cls(out_dir)
-        return cls(out_dir, {k: v for k, v in stages.items() if isinstance(v, dict)})
+        raw_left = raw.get("leftovers")
+        leftovers = {
+            k: [str(x) for x in v]
+            for k, v in (raw_left.items() if isinstance(raw_left, dict) else ())
+            if isinstance(v, list)
+        }
+        return cls(out_dir, {k: v for k, v in stages.items() if isinstance(v, dict)}, leftovers)
 
     def save(self) -> None:
-        text = json.dumps({"version": _VERSION, "stages": self.stages}, indent=2, sort_keys=True)
-        write_text_atomic(self.path, text + "\n")
+        data: dict[str, Any] = {"version": _VERSION, "stages": self.stages}
+        if self.leftovers:
+            data["leftovers"] = self.leftovers
+        write_text_atomic(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def key(self, path: Path) -> str:
         """How a file is named in the state: relative to OUT inside it, else absolute."""
@@ -187,7 +233,43 @@ class PipelineState:
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "info": dict(info),
         }
+        self.leftovers.pop(name, None)
         self.save()
+
+    def begin(self, name: str) -> tuple[Path, ...]:
+        """Before stage ``name`` runs: drop its record, keeping its outputs listed as leftovers.
+
+        Returns every file an earlier run of it may have left (recorded or left over).
+        """
+        keys = list(dict.fromkeys([*self.leftovers.get(name, []), *self._output_keys(name)]))
+        had = self.stages.pop(name, None) is not None
+        if keys:
+            self.leftovers[name] = keys
+        if had or keys:  # the file is rewritten only when something changed
+            self.save()
+        return tuple(self.resolve(k) for k in keys)
+
+    def unfinished(self, name: str, outputs: Iterable[Path]) -> None:
+        """Stage ``name`` wrote ``outputs`` but is not recorded as finished (it runs again next time)."""
+        keys = [self.key(p) for p in outputs]
+        if keys:
+            self.leftovers[name] = keys
+        else:
+            self.leftovers.pop(name, None)
+        self.save()
+
+    def discard(self, name: str) -> tuple[Path, ...]:
+        """Drop stage ``name`` altogether; returns what it had written (recorded or left over)."""
+        keys = list(dict.fromkeys([*self.leftovers.pop(name, []), *self._output_keys(name)]))
+        had = self.stages.pop(name, None) is not None
+        if keys or had:
+            self.save()
+        return tuple(self.resolve(k) for k in keys)
+
+    def _output_keys(self, name: str) -> list[str]:
+        record = self.stages.get(name) or {}
+        outputs = record.get("outputs", [])
+        return [str(k) for k in outputs] if isinstance(outputs, list) else []
 
     def forget(self, names: Sequence[str]) -> None:
         """Drop the records of ``names``; the file is rewritten only when something changed."""

@@ -54,6 +54,12 @@ def test_no_file_and_an_empty_file_give_the_defaults(tmp_path: Path) -> None:
         ("[engines]\nbatch = '8:4:2'\n", ["MIN <= OPT <= MAX"]),
         ("quantize = 3\n", ["'quantize' must be a table"]),
         ("[quantize\n", ["not valid TOML"]),
+        ("[bench]\nduration = inf\n", ["bench.duration", "finite"]),
+        ("[bench]\nduration = nan\n", ["--duration must be a positive number"]),
+        ("[quantize]\nseed = -1\n", ["quantize.seed", "0 or more"]),
+        ("[eval]\nseed = -3\n", ["eval.seed", "0 or more"]),
+        ("[model]\nstd = [0.25, 0.0, 0.25]\n", ["model.std", "above 0"]),
+        ("[engines]\nprecisions = []\n", ["engines.precisions", "give at least one"]),
     ],
 )
 def test_a_bad_file_is_a_one_line_error_naming_the_file_and_key(
@@ -88,3 +94,30 @@ def test_the_fingerprint_follows_the_settings() -> None:
     assert fingerprint(a.quantize) == fingerprint(PipelineConfig().quantize)
     assert fingerprint(a.quantize) != fingerprint(a.override("quantize", method="entropy").quantize)
     assert fingerprint(a.bench) != fingerprint(a.override("bench", threads=2).bench)
+
+
+def test_an_engine_profile_must_take_every_bench_batch(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[engines]\nbatch = '4:8:16'\n[bench]\nbatches = [4, 8]\n"))
+    config.check()  # fine as it is
+    with pytest.raises(UsageError) as info:
+        config.override("bench", batches=(1, 8)).check()  # a flag (--batch 1,8) changes it
+    message = str(info.value)
+    assert "engines.batch 4:8:16" in message and "bench batch 1" in message and "\n" not in message
+    with pytest.raises(UsageError, match="bench batch 32 is larger"):
+        config.override("bench", batches=(4, 32)).check()
+
+
+def test_contradicting_settings_are_refused_before_anything_is_written(
+    resnet20_checkpoint: Path, tmp_path: Path
+) -> None:
+    from edgeres.pipeline import run_pipeline
+
+    out = tmp_path / "out"  # the checkpoint records no training data: no evaluation data
+    config = PipelineConfig().override("quantize", max_drop=0.5)
+    with pytest.raises(UsageError, match=r"quantize\.max_drop needs evaluation data: give --eval DATA"):
+        run_pipeline(resnet20_checkpoint, out, config, calib="digits", progress=False)
+    assert not out.exists()
+    bad_profile = PipelineConfig().override("engines", batch="2:4:8")
+    with pytest.raises(UsageError, match="bench batch 1 is smaller"):
+        run_pipeline(resnet20_checkpoint, out, bad_profile, calib="digits", progress=False)
+    assert not out.exists()

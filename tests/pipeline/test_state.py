@@ -49,3 +49,32 @@ def test_a_data_folder_is_fingerprinted_by_its_files(tmp_path: Path) -> None:
     (folder / "2.png").write_bytes(b"y")
     assert data_fingerprint(str(tmp_path / "data")) != before
     assert data_fingerprint("digits") == {"spec": "digits"}
+
+
+def test_a_symlinked_class_folder_is_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "dog"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "1.png").write_bytes(b"x")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dog").symlink_to(elsewhere, target_is_directory=True)
+    (data / "loop").symlink_to(data, target_is_directory=True)  # a loop is not walked forever
+    before = data_fingerprint(str(data))
+    assert before["files"] == 1
+    (elsewhere / "2.png").write_bytes(b"y")
+    assert data_fingerprint(str(data))["files"] == 2
+
+
+def test_a_manifest_is_fingerprinted_with_the_images_it_lists(tmp_path: Path) -> None:
+    from edgeres.data import write_manifest
+
+    root = tmp_path / "images"
+    (root / "cat").mkdir(parents=True)
+    image = root / "cat" / "1.png"
+    image.write_bytes(b"x")
+    manifest = write_manifest(root, ["cat/1.png"], tmp_path / "calib.txt")
+    before = data_fingerprint(str(manifest))
+    assert before["files"] == 1
+    st = image.stat()
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the manifest itself is unchanged
+    assert data_fingerprint(str(manifest)) != before
