@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from edgeres.errors import EdgeresError
 from edgeres.pipeline.settings import PipelineConfig
 from edgeres.pipeline.state import PipelineState
+from edgeres.quantize.selection import same_data
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,15 +95,6 @@ def onnx_fixed_batch(path: Path) -> int | None:
     dims = _dims(inputs[0]) if inputs else None
     n = dims[0] if dims else None
     return n if isinstance(n, int) and n > 0 else None
-
-
-def same_data(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
 
 
 @dataclass

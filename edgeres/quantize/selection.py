@@ -35,7 +35,8 @@ class Selection:
     note: str
 
 
-def _same_data(a: str, b: str) -> bool:
+def same_data(a: str, b: str) -> bool:
+    """Whether two data specs name the same data (equal, or the same path once resolved)."""
     if a == b:
         return True
     try:
@@ -52,7 +53,7 @@ def training_split(extra: Mapping[str, Any], data: str) -> np.ndarray | None:
     trained_on = str((record.get("settings") or {}).get("data") or "")
     split = record.get("split") or {}
     val = split.get("val_indices")
-    if not trained_on or val is None or not _same_data(trained_on, data):
+    if not trained_on or val is None or not same_data(trained_on, data):
         return None
     return np.asarray(val, dtype=np.int64).reshape(-1)
 
@@ -81,7 +82,7 @@ def select_images(
     everything = np.arange(len(calib_source), dtype=np.int64)
     held: np.ndarray | None = None
     note = "calibration and evaluation data are separate"
-    if eval_data is not None and _same_data(calib, eval_data):
+    if eval_data is not None and same_data(calib, eval_data):
         held = training_split(extra or {}, calib)
         if held is not None:
             note = f"evaluated on the {len(held)} validation images edgeres train held out"
