@@ -33,6 +33,7 @@ def cli(debug: bool, verbose: bool) -> None:
 
     \b
     Examples:
+      edgeres demo                        # train, quantize, measure, report: no download
       edgeres models                      # the ResNets of He et al. 2015
       edgeres info                        # versions, CPU features, GPUs
       edgeres inspect model.pt            # what a model file holds
