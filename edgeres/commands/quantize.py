@@ -182,7 +182,7 @@ def eval_cmd(
     """
     from edgeres.atomic import check_writable, write_text_atomic
     from edgeres.data import open_source, stratified_sample
-    from edgeres.evaluate import agreement, evaluate
+    from edgeres.evaluate import agreement, evaluate, result_record
     from edgeres.runners import make_runner
 
     if json_out:
@@ -194,7 +194,7 @@ def eval_cmd(
     runner = make_runner(loaded.module if loaded.module is not None else model, threads=threads)
     result = evaluate(runner, source, indices, pre, batch_size=batch_size, progress=not no_progress)
     click.echo(result.summary())
-    out: dict[str, Any] = {**_describe(model, runner), "result": result.to_dict()}
+    out: dict[str, Any] = result_record(model, runner, result)
     if compare:
         ref_loaded = load_from_options(compare, **opts)
         ref_runner = make_runner(
@@ -203,11 +203,7 @@ def eval_cmd(
         ref = evaluate(
             ref_runner, source, result.indices, pre, batch_size=batch_size, progress=not no_progress
         )
-        out["reference"] = {
-            **_describe(compare, ref_runner),
-            "result": ref.to_dict(),
-            "agreement": agreement(result, ref),
-        }
+        out["reference"] = {**result_record(compare, ref_runner, ref), "agreement": agreement(result, ref)}
         click.echo(f"reference {Path(compare).name}: {ref.summary()}")
         click.echo(f"top-1 agreement with the reference: {_pct(agreement(result, ref))}")
     worst = sorted(result.per_class.items(), key=lambda kv: kv[1][0] / max(kv[1][1], 1))[:3]
@@ -215,14 +211,3 @@ def eval_cmd(
         click.echo("weakest classes: " + ", ".join(f"{n} {c}/{t}" for n, (c, t) in worst))
     if json_out:
         write_text_atomic(json_out, json.dumps(out, indent=2, default=str))
-
-
-def _describe(model: str, runner: Any) -> dict[str, Any]:
-    """The model's path, what it computes in and its file size, for the JSON result."""
-    path = Path(model)
-    return {
-        "model": model,
-        "precision": runner.precision,
-        "backend": runner.name,
-        "size_bytes": path.stat().st_size if path.is_file() else None,
-    }

@@ -69,18 +69,9 @@ def _runner(v: Variant, threads: int | None) -> Any:
     return OnnxRuntimeRunner(v.path, threads=threads, disabled_optimizers=faithful_to(v.layout or "fp32"))
 
 
-def _describe(ctx: Context, path: Path, runner: Any) -> dict[str, Any]:
-    return {
-        "model": ctx.rel(path),
-        "precision": runner.precision,
-        "backend": runner.name,
-        "size_bytes": path.stat().st_size if path.is_file() else None,
-    }
-
-
 def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
     from edgeres.engine.options import parse_batch_profile
-    from edgeres.evaluate import agreement, evaluate
+    from edgeres.evaluate import agreement, evaluate, result_record
     from edgeres.export.onnx_meta import read_onnx_meta
 
     source, indices, note = ctx.eval_images(plan.extra["data"])
@@ -93,11 +84,11 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
         return runner, evaluate(runner, source, indices, pre, batch_size=size, progress=ctx.progress)
 
     ref_runner, ref = run(ctx.variants["fp32"])
-    reference = {**_describe(ctx, ctx.fp32, ref_runner), "result": ref.to_dict()}
+    reference = result_record(ctx.fp32, ref_runner, ref, name=ctx.rel(ctx.fp32))
     written, lines = [], []
     for v in plan.extra["variants"]:
         runner, result = (ref_runner, ref) if v.name == "fp32" else run(v)
-        out: dict[str, Any] = {**_describe(ctx, v.path, runner), "result": result.to_dict()}
+        out: dict[str, Any] = result_record(v.path, runner, result, name=ctx.rel(v.path))
         if v.name != "fp32":
             out["reference"] = {**reference, "agreement": agreement(result, ref)}
         path = _eval_path(ctx, v)
