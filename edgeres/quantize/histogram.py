@@ -67,32 +67,50 @@ class StreamingHistogram:
 
     # -- updating -------------------------------------------------------------------------
 
-    def update(self, x: np.ndarray, name: str = "tensor", *, stride: int = 1) -> None:
+    def update(
+        self, x: np.ndarray, name: str = "tensor", *, stride: int = 1, nonnegative: bool = False
+    ) -> None:
         """Add the values of ``x`` (any shape; converted to float32 if needed).
 
         With ``stride`` > 1 only every ``stride``-th value (in memory order) goes into the bins,
         a systematic sample; :attr:`min`, :attr:`max` and :attr:`count` still see every value.
+        ``nonnegative`` says that no value of ``x`` is below zero (a ReLU's output): the maximum
+        is then found alone (numpy's max reads 2x faster than torch's aminmax here), and the
+        minimum is 0 when the sample holds a zero, found in a second pass only when it does not.
         """
-        flat = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(-1)
+        array = np.ascontiguousarray(x, dtype=np.float32)
+        flat = torch.from_numpy(array).reshape(-1)
         n = flat.numel()
         if n == 0:
             return
-        lo_t, hi_t = torch.aminmax(flat)
-        lo, hi = float(lo_t), float(hi_t)
+        if nonnegative:
+            lo, hi = 0.0, float(array.max())
+        else:
+            lo_t, hi_t = torch.aminmax(flat)
+            lo, hi = float(lo_t), float(hi_t)
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise NonFiniteActivationError(
                 f"{name} holds NaN or infinite values on the calibration images; check the model "
                 "and the preprocessing (mean/std) before calibrating"
             )
-        self.min, self.max = min(self.min, lo), max(self.max, hi)
+        self.max = max(self.max, hi)
         self.count += n
         self._cover(max(-lo, 0.0), max(hi, 0.0))
         sample = flat[::stride] if stride > 1 else flat
+        smallest = self._bin(sample)
+        if nonnegative and smallest != 0.0:
+            lo = float(array.min())
+            if lo < 0.0:
+                raise ValueError(f"{name} was said to be non-negative but holds {lo}")
+        self.min = min(self.min, lo)
+
+    def _bin(self, sample: torch.Tensor) -> float:
+        """Count ``sample`` into the bins (which cover it); its smallest value over the bin width."""
         m = sample.numel()
         neg, pos = self.limits
         if neg == pos == 0.0:  # everything so far is exactly zero
             self.counts[1, 0] += m
-            return
+            return 0.0
         # Bins over [-neg, pos] as fine as the finer side's; a side with no values yet borrows
         # the other's limit. The width is a power of two, so x / width and its floor are exact:
         # bin floor(x / width) + n_neg, with zero in the first non-negative bin.
@@ -101,16 +119,20 @@ class StreamingHistogram:
         n_neg, n_pos = round(neg / width), round(pos / width)
         scaled, index = _buffers()
         both = torch.zeros(n_neg + n_pos, dtype=torch.int64)
+        smallest = math.inf
         for start in range(0, m, _CHUNK):
             part = sample[start : start + _CHUNK]
             k = part.numel()
-            f = torch.mul(part, 1.0 / width, out=scaled[:k]).floor_()
+            f = torch.mul(part, 1.0 / width, out=scaled[:k])
+            smallest = min(smallest, float(f.min()))  # 0 exactly when part holds a 0: width is 2**k
+            f.floor_()
             i = index[:k]
             i.copy_(f)
             both += torch.bincount(i.add_(n_neg).clamp_(0, n_neg + n_pos - 1), minlength=n_neg + n_pos)
         counts = both.numpy()
         self.counts[0] += _collapse(counts[n_neg - 1 :: -1], self.num_bins)  # reversed into |x| order
         self.counts[1] += _collapse(counts[n_neg:], self.num_bins)
+        return smallest
 
     def _cover(self, neg: float, pos: float) -> None:
         """Grow each side's limit by powers of two to cover ``neg``/``pos``, merging bins exactly."""

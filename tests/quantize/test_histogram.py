@@ -192,3 +192,34 @@ def test_sample_stride() -> None:
     assert sample_stride(1024, 1000) == 3  # 2 divides 1024
     assert sample_stride(802816, 65536) == 13  # resnet50's first conv output, 64 x 112 x 112
     assert sample_stride(7 * 2**10, 1024) == 11  # 7 divides the size: skip it and the non-primes
+
+
+@pytest.mark.parametrize("stride", [1, 7])
+def test_non_negative_updates_equal_the_general_ones(stride: int) -> None:
+    rng = np.random.default_rng(5)
+    relu = [np.maximum(dyadic(rng, 5000, s), 0.0) for s in (1.0, 3.0, 0.5)]
+    positive = [np.abs(dyadic(rng, 5000, 2.0)) + 0.25]  # no zero anywhere: the minimum needs a pass
+    for batches in (relu, positive, relu + positive):
+        fast, general = StreamingHistogram(256), StreamingHistogram(256)
+        for b in batches:
+            fast.update(b, stride=stride, nonnegative=True)
+            general.update(b, stride=stride)
+        assert (fast.min, fast.max, fast.count, fast.limits) == (
+            general.min,
+            general.max,
+            general.count,
+            general.limits,
+        )
+        np.testing.assert_array_equal(fast.counts, general.counts)
+    assert fast.min == 0.0
+    only_positive = StreamingHistogram(256)
+    only_positive.update(positive[0], nonnegative=True)
+    assert only_positive.min == float(positive[0].min()) > 0.0
+
+
+def test_non_negative_updates_check_what_they_were_told() -> None:
+    h = StreamingHistogram(256)
+    with pytest.raises(ValueError, match=r"said to be non-negative but holds -1\.5"):
+        h.update(np.array([2.0, -1.5, 3.0], np.float32), nonnegative=True)
+    with pytest.raises(NonFiniteActivationError, match="holds NaN"):
+        StreamingHistogram(256).update(np.array([1.0, np.nan], np.float32), nonnegative=True)
