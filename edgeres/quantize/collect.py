@@ -11,6 +11,14 @@ that is not computed from constants alone. Outputs that are a function of one ca
 are derived instead of fetched: a ReLU's histogram from its input's (exactly, see
 :meth:`StreamingHistogram.relu`), and Identity/Flatten/Reshape/Squeeze/Unsqueeze/Transpose
 outputs share their input's (same values). Fewer outputs means less copying and memory.
+
+A tensor read by nothing but one ReLU (a conv's output before its ReLU) is the exception: the
+ReLU's output is fetched and the tensor takes its range ("relu_output"). Quantizing x with the
+range of max(x, 0) gives the same ReLU output (what falls below zero becomes zero either way);
+ONNX Runtime's quantizer replaces such a range by the ReLU's anyway (``adjust_tensor_ranges``)
+and TensorRT fuses conv and ReLU. Fetching the ReLU's output lets ONNX Runtime fuse conv and
+ReLU in the calibration session: on resnet50 (batch 1, 2 threads) a run fetching the conv
+outputs took 48.7 ms, one fetching the ReLU outputs 44.4 ms, against 29.8 ms for the plain model.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import time
 from collections.abc import Iterable, Mapping, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,10 +39,11 @@ import numpy as np
 import onnx
 import torch
 
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import UsageError
 from edgeres.quantize.histogram import StreamingHistogram, sample_stride
 from edgeres.quantize.methods import compute_range
 from edgeres.quantize.ranges import Ranges
+from edgeres.quantize.session import calibration_session
 from edgeres.quantize.settings import CalibrationSettings, Method
 
 __all__ = ["CalibrationPlan", "CalibrationResult", "CalibrationStats", "DataReader", "calibration_plan"]
@@ -129,8 +139,12 @@ class CalibrationPlan:
 
     tensors: tuple[str, ...]
     fetched: tuple[str, ...]
-    #: name -> ("relu", source): histogram of max(source, 0); ("same", source): the same values.
+    #: name -> ("relu", source): histogram of max(source, 0); ("same", source): the same values;
+    #: ("relu_output", relu): ``name`` is read only by the ReLU whose output is ``relu``, and
+    #: takes that output's histogram (see the module docstring).
     derived: Mapping[str, tuple[str, str]]
+    #: Fetched tensors that cannot be negative (ReLU outputs): their histograms update faster.
+    nonnegative: frozenset[str] = frozenset()
 
 
 def calibration_plan(model: onnx.ModelProto, tensors: Iterable[str] | None = None) -> CalibrationPlan:
@@ -155,13 +169,19 @@ def calibration_plan(model: onnx.ModelProto, tensors: Iterable[str] | None = Non
                 f"cannot calibrate {', '.join(unknown[:5])}: not a float activation of the model "
                 "(check the tensor names with an ONNX viewer)"
             )
+    relu_of = _sole_relu_consumers(graph, wanted)
     plan: dict[str, tuple[str, str] | None] = {i.name: None for i in graph.input if i.name in wanted}
+    for name in plan:
+        if name in relu_of:
+            plan[name] = ("relu_output", relu_of[name])
     for node in graph.node:
         source = node.input[0] if node.input else ""
         for out in node.output:
             if out not in wanted or out in plan:
                 continue
-            if node.op_type == "Relu" and source in plan:
+            if out in relu_of:
+                plan[out] = ("relu_output", relu_of[out])
+            elif node.op_type == "Relu" and source in plan and source not in relu_of:
                 plan[out] = ("relu", source)
             elif node.op_type in _SAME_VALUES and source in plan:
                 plan[out] = ("same", source)
@@ -169,36 +189,23 @@ def calibration_plan(model: onnx.ModelProto, tensors: Iterable[str] | None = Non
                 plan[out] = None
     fetched = tuple(name for name, how in plan.items() if how is None)
     derived = {name: how for name, how in plan.items() if how is not None}
-    return CalibrationPlan(tuple(plan), fetched, derived)
+    relus = {out for node in graph.node if node.op_type == "Relu" for out in node.output}
+    return CalibrationPlan(tuple(plan), fetched, derived, frozenset(relus.intersection(fetched)))
 
 
-def _session(model: onnx.ModelProto, path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    # ORT's idle threads spin after each run by default and take the cores from the histogram
-    # updates (resnet20 here: ORT's runs and the updates both took 1.4-2x longer with spinning on).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(
-            model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # ORT raises its own types (InvalidGraph, Fail, ...)
-        raise EdgeresError(f"ONNX Runtime cannot run '{path}' for calibration: {exc}") from exc
-
-
-def _run(session: Any, fetched: list[str], feed: Mapping[str, np.ndarray], path: Path) -> list[np.ndarray]:
-    try:
-        outputs: list[np.ndarray] = session.run(fetched, feed)
-    except Exception as exc:  # ORT raises its own types (InvalidArgument, Fail, ...)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"ONNX Runtime could not run {path.name} on a calibration batch ({reason[:300]}); "
-            "check that the images are preprocessed for this model's input"
-        ) from exc
-    return outputs
+def _sole_relu_consumers(graph: onnx.GraphProto, wanted: set[str]) -> dict[str, str]:
+    """Wanted tensors read by nothing but one ReLU whose output is wanted too: tensor -> ReLU output."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in set(node.input):
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    found = {}
+    for name in wanted - outputs:
+        nodes = readers.get(name, [])
+        if len(nodes) == 1 and nodes[0].op_type == "Relu" and nodes[0].output[0] in wanted:
+            found[name] = nodes[0].output[0]
+    return found
 
 
 def _peak_rss_mb() -> float:
@@ -231,13 +238,11 @@ def collect_statistics(
     plan = calibration_plan(model, tensors)
     if not plan.tensors:
         raise UsageError("no tensors to calibrate were given; name at least one, or none for all")
-    present = {o.name for o in model.graph.output}  # the augmented model: our copy, extended in place
-    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in plan.fetched if n not in present)
-    session = _session(model, path)
+    session = calibration_session(model, plan.fetched, path)  # our copy of the model, extended
     del model
     fetched = list(plan.fetched)
-    input_names = {i.name for i in session.get_inputs()}
-    fixed = next((d for i in session.get_inputs() for d in i.shape[:1] if isinstance(d, int)), None)
+    input_names = session.input_names()
+    fixed = session.fixed_batch()
     histograms = {name: StreamingHistogram(settings.num_bins) for name in fetched}
     batch_size = fixed or settings.batch_size
     num_images = 0
@@ -268,7 +273,7 @@ def collect_statistics(
             while done < size:
                 step = batch_size or 1  # None: measure one image first, then size the batches
                 chunk = {k: v[done : done + step] for k, v in feed.items() if k in input_names}
-                outputs = _run(session, fetched, chunk, path)
+                outputs = session.run(chunk)
                 if batch_size is None:
                     per_image = sum(o.nbytes for o in outputs)
                     batch_size = settings.resolve_batch_size(per_image)
@@ -277,7 +282,9 @@ def collect_statistics(
                 images, budget = min(step, size - done), settings.sample_per_image
                 for name, value in zip(fetched, outputs, strict=True):
                     stride = sample_stride(value.size // images, budget)
-                    pending.append(pool.submit(histograms[name].update, value, name, stride=stride))
+                    nonnegative = name in plan.nonnegative
+                    update = partial(histograms[name].update, stride=stride, nonnegative=nonnegative)
+                    pending.append(pool.submit(update, value, name))
                 del outputs, chunk  # nothing of a batch outlives its updates
                 done += step
             num_images += size
@@ -292,13 +299,24 @@ def collect_statistics(
         bar.close()
     if num_images == 0:
         raise UsageError("the calibration reader gave no images; give a calibration set with images in it")
-    for name, (how, source) in plan.derived.items():  # graph order: a source comes before its users
-        histograms[name] = histograms[source].relu() if how == "relu" else histograms[source]
+    for name in plan.derived:
+        _derive(name, plan.derived, histograms)
     ordered = {name: histograms[name] for name in plan.tensors}
     seconds = time.perf_counter() - start
     return CalibrationStats(
         ordered, num_images, batch_size or 1, settings, seconds, _peak_rss_mb(), dict(plan.derived)
     )
+
+
+def _derive(
+    name: str, derived: Mapping[str, tuple[str, str]], histograms: dict[str, StreamingHistogram]
+) -> StreamingHistogram:
+    """The histogram of derived tensor ``name``, deriving its source first where that is derived too."""
+    if name not in histograms:
+        how, source = derived[name]
+        base = _derive(source, derived, histograms)
+        histograms[name] = base.relu() if how == "relu" else base
+    return histograms[name]
 
 
 def _finish(pending: list[Future[None]]) -> None:

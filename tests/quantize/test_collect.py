@@ -27,9 +27,14 @@ PRE = Preprocessing(input_size=(8, 8), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.
 FLOAT_ACTIVATIONS = {"input", "c1", "r1", "c2", "sum", "r2", "pool", "gap", "flat", "logits"}
 
 
-def tiny_model(path: Path) -> Path:
-    """conv-relu-conv, residual add, relu, maxpool, global pool, flatten, gemm; plus constant-only nodes."""
+def tiny_model(path: Path, *, conv_output: bool = False) -> Path:
+    """conv-relu-conv, residual add, relu, maxpool, global pool, flatten, gemm; plus constant-only nodes.
+
+    ``conv_output``: the first conv's output is a graph output too, so the ReLU is not its only reader.
+    """
     rng = np.random.default_rng(0)
+    c1 = helper.make_tensor_value_info("c1", TensorProto.FLOAT, ["batch", 6, 8, 8])
+    extra_outputs = [c1] if conv_output else []
 
     def init(name: str, *shape: int) -> onnx.TensorProto:
         return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.5, name)
@@ -51,7 +56,7 @@ def tiny_model(path: Path) -> Path:
         nodes,
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 5]), *extra_outputs],
         [
             init("w1_raw", 6, 3, 3, 3),
             init("b1", 6),
@@ -96,8 +101,15 @@ def test_plan_covers_every_float_activation(tiny: Path) -> None:
     plan = calibration_plan(model)
     assert set(plan.tensors) == FLOAT_ACTIVATIONS  # not w1 (constant) nor shape (int64)
     assert plan.tensors[0] == "input"
-    assert dict(plan.derived) == {"r1": ("relu", "c1"), "r2": ("relu", "sum"), "flat": ("same", "gap")}
+    # c1 and sum are read by a ReLU alone: its output is fetched and they take its range
+    assert dict(plan.derived) == {
+        "c1": ("relu_output", "r1"),
+        "sum": ("relu_output", "r2"),
+        "flat": ("same", "gap"),
+    }
     assert set(plan.fetched) == FLOAT_ACTIVATIONS - set(plan.derived)
+    assert plan.nonnegative == {"r1", "r2"}
+    assert calibration_plan(model, ["c1", "sum"]).fetched == ("c1", "sum")  # their ReLUs not wanted
     only = calibration_plan(model, ["r1", "flat"])
     assert only.fetched == ("r1", "flat") and not only.derived  # nothing to derive them from
     with pytest.raises(UsageError, match="cannot calibrate shape, w1: not a float activation"):
@@ -112,7 +124,8 @@ def test_minmax_ranges_are_the_observed_extremes(tiny: Path) -> None:
     assert set(ranges) == FLOAT_ACTIVATIONS
     x = np.concatenate([b["input"] for b in reader_for(n, batch=n)])
     for name, value in all_activations(tiny, x).items():
-        assert ranges[name].lo == pytest.approx(float(value.min()), rel=1e-5, abs=1e-6), name
+        lo = 0.0 if name in ("c1", "sum") else float(value.min())  # they take their ReLU's range
+        assert ranges[name].lo == pytest.approx(lo, rel=1e-5, abs=1e-6), name
         assert ranges[name].hi == pytest.approx(float(value.max()), rel=1e-5, abs=1e-6), name
     assert ranges["r1"].lo == 0.0 and ranges["r2"].lo == 0.0
 
@@ -142,9 +155,25 @@ def test_batching_does_not_change_the_statistics(tiny: Path) -> None:
         assert moved <= max(2, h.count * 1e-3), name
 
 
-def test_derived_relu_matches_the_fetched_one(tiny: Path) -> None:
-    derived = collect_statistics(tiny, reader_for(32), progress=False).histograms["r2"]
-    fetched = collect_statistics(tiny, reader_for(32), tensors=["r2"], progress=False).histograms["r2"]
+def test_a_relu_input_read_elsewhere_too_is_fetched(tmp_path: Path) -> None:
+    path = tiny_model(tmp_path / "t.onnx", conv_output=True)
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    plan = calibration_plan(model)
+    assert plan.derived["r1"] == ("relu", "c1") and "c1" in plan.fetched
+
+
+def test_a_relu_input_takes_the_relu_range(tiny: Path) -> None:
+    stats = collect_statistics(tiny, reader_for(32), progress=False)
+    assert stats.histograms["c1"] is stats.histograms["r1"]
+    alone = collect_statistics(tiny, reader_for(32), tensors=["c1"], progress=False).histograms["c1"]
+    assert alone.min < 0.0 == stats.histograms["c1"].min  # the real c1 has negative values ...
+    assert stats.histograms["c1"].max == pytest.approx(alone.max, rel=1e-5)  # ... the same maximum
+
+
+def test_derived_relu_matches_the_fetched_one(tmp_path: Path) -> None:
+    path = tiny_model(tmp_path / "t.onnx", conv_output=True)
+    derived = collect_statistics(path, reader_for(32), progress=False).histograms["r1"]
+    fetched = collect_statistics(path, reader_for(32), tensors=["r1"], progress=False).histograms["r1"]
     assert (derived.count, derived.min, derived.limit) == (fetched.count, fetched.min, fetched.limit)
     assert derived.max == pytest.approx(fetched.max, rel=1e-5)  # two sessions may fuse differently
     moved = np.abs(np.cumsum(derived.abs_counts) - np.cumsum(fetched.abs_counts)).max()
@@ -166,8 +195,8 @@ def test_memory_does_not_grow_with_the_number_of_images(tiny: Path) -> None:
     peak(16)  # warm-up: imports, caches
     small, small_bytes = peak(32)
     large, large_bytes = peak(640)
-    # the histograms and nothing else: 9 of them (flat shares gap's)
-    assert small_bytes == large_bytes == (len(FLOAT_ACTIVATIONS) - 1) * 2 * 2048 * 8
+    # the histograms and nothing else: 7 of them (flat shares gap's, c1 and sum their ReLUs')
+    assert small_bytes == large_bytes == (len(FLOAT_ACTIVATIONS) - 3) * 2 * 2048 * 8
     assert large < small * 1.3 + 64 * 1024, (small, large)  # a kept batch per step would add ~500 KiB
 
 
@@ -299,7 +328,9 @@ def test_resnet20_end_to_end(tmp_path: Path) -> None:
     relus = [n for n in minmax if "Relu" in n]
     assert len(convs) == 19 and len(relus) == 19 and "input" in minmax and "logits" in minmax
     assert all(minmax[n].lo == 0.0 for n in relus)
-    assert all(stats.derived[n][0] == "relu" for n in relus)
+    before_relu = [n for n in convs if stats.derived.get(n, ("",))[0] == "relu_output"]
+    assert len(before_relu) == 10  # the stem's conv and each block's first: they take their ReLU's range
+    assert all((minmax[n].lo, minmax[n].hi) == (0.0, minmax[stats.derived[n][1]].hi) for n in before_relu)
     for method in ("percentile", "entropy", "mse"):
         ranges = stats.ranges(method)
         ratios = [ranges[n].absmax / minmax[n].absmax for n in minmax if minmax[n].absmax > 0]
@@ -318,7 +349,7 @@ def test_non_finite_activations_stop_calibration(tmp_path: Path) -> None:
     path = tmp_path / "nan.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     threads = torch.get_num_threads()
-    with pytest.raises(EdgeresError, match="log holds NaN or infinite values"):
+    with pytest.raises(EdgeresError, match="out holds NaN or infinite values"):  # log takes out's histogram
         collect_statistics(path, reader_for(8, batch=4), progress=False)  # normalized pixels < 0: NaN
     assert torch.get_num_threads() == threads  # restored after the failure too
 
