@@ -75,6 +75,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     if args.child == "calibrate":
         settings = CalibrationSettings(args.method, batch_size=args.batch_size)
+        if args.sample_per_image is not None:
+            settings = settings.replace(sample_per_image=args.sample_per_image or None)
         stats = collect_statistics(args.onnx, reader, settings, progress=False)
         ranges = compute_ranges(stats, settings)
         out.update(
@@ -110,6 +112,8 @@ def run_child(
 ) -> Any:
     cmd = [sys.executable, __file__, "--child", what, "--n", str(n), "--onnx", str(onnx_path)]
     cmd += ["--images", str(images), "--model", args.model, "--method", args.method]
+    if args.sample_per_image is not None:
+        cmd += ["--sample-per-image", str(args.sample_per_image)]
     if batch is not None:
         cmd += ["--batch-size", str(batch)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -123,6 +127,12 @@ def main() -> None:
     parser.add_argument("--method", default="percentile")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: calibration's automatic choice"
+    )
+    parser.add_argument(
+        "--sample-per-image",
+        type=int,
+        default=None,
+        help="values per tensor and image that go into the histograms (0: all; default: the settings')",
     )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument(
