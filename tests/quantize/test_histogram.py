@@ -26,6 +26,10 @@ def streamed(batches: list[np.ndarray], num_bins: int = 256) -> StreamingHistogr
     return h
 
 
+def extremes(h: StreamingHistogram) -> tuple[float, float, int, list[float]]:
+    return h.min, h.max, h.count, h.limits
+
+
 def reference_abs_counts(x: np.ndarray, limit: float, num_bins: int) -> np.ndarray:
     """|x| counts with numpy in float64: non-negative bins [a, b), negative bins (a, b]."""
     a = np.abs(x.astype(np.float64)) * (num_bins / limit)
@@ -170,12 +174,7 @@ def test_sampled_updates_keep_exact_extremes_and_the_shape() -> None:
     assert stride == 13  # 50176 / 4096 = 12.25 -> 13, a prime not dividing 50176 = 2**10 * 7**2
     full, sampled = one_shot(x, 2048), StreamingHistogram(2048)
     sampled.update(x, stride=stride)
-    assert (sampled.min, sampled.max, sampled.count, sampled.limit) == (
-        full.min,
-        full.max,
-        full.count,
-        full.limit,
-    )
+    assert extremes(sampled) == extremes(full)
     assert sampled.binned == len(range(0, x.size, stride))
     cdf_full = np.cumsum(full.abs_counts) / full.binned
     cdf_sampled = np.cumsum(sampled.abs_counts) / sampled.binned
@@ -204,12 +203,7 @@ def test_non_negative_updates_equal_the_general_ones(stride: int) -> None:
         for b in batches:
             fast.update(b, stride=stride, nonnegative=True)
             general.update(b, stride=stride)
-        assert (fast.min, fast.max, fast.count, fast.limits) == (
-            general.min,
-            general.max,
-            general.count,
-            general.limits,
-        )
+        assert extremes(fast) == extremes(general)
         np.testing.assert_array_equal(fast.counts, general.counts)
     assert fast.min == 0.0
     only_positive = StreamingHistogram(256)
