@@ -19,6 +19,8 @@ ONNX Runtime's quantizer replaces such a range by the ReLU's anyway (``adjust_te
 and TensorRT fuses conv and ReLU. Fetching the ReLU's output lets ONNX Runtime fuse conv and
 ReLU in the calibration session: on resnet50 (batch 1, 2 threads) a run fetching the conv
 outputs took 48.7 ms, one fetching the ReLU outputs 44.4 ms, against 29.8 ms for the plain model.
+The session (:mod:`edgeres.quantize.session`) hands most tensors over in ONNX Runtime's blocked
+channel layout, which saves a reorder each; a histogram does not care about the order of values.
 """
 
 from __future__ import annotations
