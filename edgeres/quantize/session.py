@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 _BLOCKED_DOMAIN = "com.microsoft.nchwc"
 #: Channel counts that are a multiple of this have no padding channels in any NCHWc block size.
 _WHOLE_BLOCKS = 16
+_MAX_SAVED_BYTES = 1 << 30
 
 
 @dataclass
@@ -109,7 +110,8 @@ def calibration_session(
     present = {o.name for o in model.graph.output}
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in tensors if n not in present)
     plain = CalibrationSession(None, list(tensors), list(tensors), path)
-    if not blocked:
+    # The optimized graph is saved and read back as one protobuf, which holds less than 2 GB.
+    if not blocked or model.ByteSize() > _MAX_SAVED_BYTES:
         plain.session = _create(model, _options(optimize=True), path)
         return plain
     with tempfile.TemporaryDirectory(prefix="edgeres-calibration-") as tmp:

@@ -74,3 +74,12 @@ def test_a_bad_feed_names_the_model() -> None:
     session = calibration_session(conv_model(16), ["c1"], Path("blocked.onnx"))
     with pytest.raises(UsageError, match=r"could not run blocked\.onnx on a calibration batch"):
         session.run({"x": np.zeros((1, 5, 16, 16), np.float32)})
+
+
+def test_models_too_large_to_save_whole_are_fetched_reordered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeres.quantize import session as calibration
+
+    monkeypatch.setattr(calibration, "_MAX_SAVED_BYTES", 0)  # as if over the 2 GB protobuf limit
+    outputs, got = values(32, blocked=True)
+    assert outputs == TENSORS
+    assert got["c1"].shape == (2, 32, 16, 16)
