@@ -236,7 +236,7 @@ def collect_statistics(
     try:
         model = onnx.load(str(path))
         plan = calibration_plan(_typed_without_weights(model), tensors)
-    except (UsageError, EdgeresError):
+    except EdgeresError:  # the plan's own errors (unknown tensors) say what to do
         raise
     except Exception as exc:  # protobuf and onnx raise many types for a damaged file
         raise UsageError(f"cannot read '{path}' as an ONNX model ({exc}); re-export it") from exc
