@@ -357,3 +357,10 @@ def test_non_finite_activations_stop_calibration(tmp_path: Path) -> None:
 def test_an_empty_tensor_list_is_refused(tiny: Path) -> None:
     with pytest.raises(UsageError, match="no tensors to calibrate"):
         collect_statistics(tiny, reader_for(2), tensors=[], progress=False)
+
+
+def test_a_damaged_model_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage, not a protobuf of a model")
+    with pytest.raises(UsageError, match=r"cannot read '.*bad\.onnx' as an ONNX model .*re-export it"):
+        collect_statistics(bad, reader_for(2), progress=False)
