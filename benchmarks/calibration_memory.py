@@ -207,6 +207,7 @@ def main() -> None:
         env = {
             "model": args.model,
             "method": args.method,
+            "sample_per_image": args.sample_per_image,  # None: the settings' default
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
             "python": platform.python_version(),
