@@ -97,15 +97,18 @@ class StreamingHistogram:
         self.count += n
         self._cover(max(-lo, 0.0), max(hi, 0.0))
         sample = flat[::stride] if stride > 1 else flat
-        smallest = self._bin(sample)
+        smallest = self._bin(sample, find_smallest=nonnegative)
         if nonnegative and smallest != 0.0:
             lo = float(array.min())
             if lo < 0.0:
                 raise ValueError(f"{name} was said to be non-negative but holds {lo}")
         self.min = min(self.min, lo)
 
-    def _bin(self, sample: torch.Tensor) -> float:
-        """Count ``sample`` into the bins (which cover it); its smallest value over the bin width."""
+    def _bin(self, sample: torch.Tensor, *, find_smallest: bool = False) -> float:
+        """Count ``sample`` into the bins (which cover it).
+
+        With ``find_smallest``, returns its smallest value over the bin width (else infinity).
+        """
         m = sample.numel()
         neg, pos = self.limits
         if neg == pos == 0.0:  # everything so far is exactly zero
@@ -124,7 +127,8 @@ class StreamingHistogram:
             part = sample[start : start + _CHUNK]
             k = part.numel()
             f = torch.mul(part, 1.0 / width, out=scaled[:k])
-            smallest = min(smallest, float(f.min()))  # 0 exactly when part holds a 0: width is 2**k
+            if find_smallest:  # 0 exactly when part holds a 0: the width is a power of two
+                smallest = min(smallest, float(f.min()))
             f.floor_()
             i = index[:k]
             i.copy_(f)
