@@ -50,11 +50,6 @@ class CalibrationSession:
     tensors: list[str]
     path: Path
 
-    @property
-    def blocked(self) -> int:
-        """How many tensors come in ONNX Runtime's blocked layout (their reorder dropped)."""
-        return sum(o != t for o, t in zip(self.outputs, self.tensors, strict=True))
-
     def input_names(self) -> set[str]:
         return {i.name for i in self.session.get_inputs()}
 
