@@ -26,28 +26,32 @@ def export_resnet20(path: Path) -> Path:
 
 
 def quantize_qdq(fp32: Path, out: Path) -> Path:
-    """An INT8 Q/DQ model in TensorRT's style: symmetric int8, per-channel weights, float biases."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    """edgeres's own INT8 Q/DQ model for TensorRT (``--target tensorrt``), calibrated on random images.
 
-    class Reader(CalibrationDataReader):
+    The FP16 and engine tests take the layout edgeres writes, not another quantizer's.
+    """
+    from edgeres.quantize.collect import collect_ranges
+    from edgeres.quantize.qdq import write_qdq
+    from edgeres.quantize.settings import CalibrationSettings
+
+    class Reader:
         def __init__(self) -> None:
             rng = np.random.default_rng(0)
-            self.batches = iter([{"input": rng.standard_normal((8, 3, 32, 32), dtype=np.float32)}] * 2)
+            self.batches = [rng.standard_normal((8, 3, 32, 32), dtype=np.float32)] * 2
+            self.next = 0
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.batches, None)
+            if self.next == len(self.batches):
+                return None
+            self.next += 1
+            return {"input": self.batches[self.next - 1]}
 
-    quantize_static(
-        str(fp32),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
-    )
-    return out
+        def rewind(self) -> None:
+            self.next = 0
+
+    settings = CalibrationSettings(method="minmax")
+    ranges = collect_ranges(fp32, Reader(), settings, progress=False).ranges
+    return write_qdq(fp32, ranges, "tensorrt", out, calibration={"method": "minmax"}).path
 
 
 def random_images(n: int, seed: int = 0) -> np.ndarray:
