@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,25 @@ def test_missing_and_damaged_sidecars(tmp_path: Path) -> None:
         read_sidecar(engine)
 
 
-def test_same_device_is_compatible() -> None:
-    check_compatible(_sidecar(), "10.3.0.30", "Orin", "8.7")
-    check_compatible(_sidecar(), "10.3.0", "Orin", "87")  # build number and sm spelling do not matter
-    check_compatible(_sidecar(tensorrt_version="11.0"), "11.0.0.1", "Orin", "sm_87")
-    check_compatible(_sidecar(gpu_name=None, compute_capability=None), "10.3.0", "Orin", "8.7")
+def test_same_device_is_compatible(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="edgeres"):
+        assert check_compatible(_sidecar(), "10.3.0.30", "Orin", "8.7") is None
+        check_compatible(_sidecar(), "10.3.0", "Orin", "87")  # build number and sm spelling do not matter
+        check_compatible(_sidecar(tensorrt_version="11.0"), "11.0.0.1", "Orin", "sm_87")
+        check_compatible(_sidecar(gpu_name=None, compute_capability=None), "10.3.0", "Orin", "8.7")
+    assert caplog.records == []  # not even a warning
+
+
+def test_another_gpu_of_the_same_sm_runs_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="edgeres"):
+        check_compatible(_sidecar(), "10.3.0", "Orin NX", "8.7", engine="r20.engine")
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith(
+        "engine r20.engine was tuned on Orin and runs on Orin NX (same sm 8.7)"
+    )
+    with pytest.raises(EdgeresError, match=r"built for TensorRT 10\.3"):  # the sm still decides
+        check_compatible(_sidecar(), "10.3.0", "Orin", "8.6")
 
 
 def test_other_tensorrt_or_gpu_generation_is_refused() -> None:

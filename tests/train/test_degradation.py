@@ -55,6 +55,27 @@ def test_the_default_figure_has_both_panels(tmp_path: Path) -> None:
     path = plot_degradation(histories, tmp_path / "fig.png")
     with Image.open(path) as img:
         assert img.size == (1320, 504)
+    left, right = _line_pixels(path, "#1f77b4")  # depth 20's colour, in both panels
+    assert left > 50 and right > 50
+
+
+def _line_pixels(path: Path, colour: str) -> tuple[int, int]:
+    """Pixels of one line colour in the left (plain) and the right (ResNet) half of the figure."""
+    import numpy as np
+
+    with Image.open(path) as img:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.int64)
+    target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    hits = np.abs(rgb - target).sum(axis=-1) < 30
+    half = rgb.shape[1] // 2
+    return int(hits[:, :half].sum()), int(hits[:, half:].sum())
+
+
+@pytest.mark.parametrize(("arch", "panel"), [("plain20", 0), ("resnet20", 1)])
+def test_each_architecture_is_drawn_in_its_own_panel(tmp_path: Path, arch: str, panel: int) -> None:
+    rows = [{"epoch": e, "train_acc": 0.1 * e, "val_acc": 0.08 * e} for e in range(1, 4)]
+    counts = _line_pixels(plot_degradation({arch: rows}, tmp_path / "fig.png"), "#1f77b4")
+    assert counts[panel] > 50 and counts[1 - panel] == 0, counts
 
 
 def test_bad_architecture_lists(tmp_path: Path) -> None:
