@@ -1,4 +1,4 @@
-"""Against the real CIFAR-10 JPEG folder in ../shared/data, when it is there."""
+"""The CIFAR-10 JPEG folder: the real one in ../shared/data when it is there, else a sample of its layout."""
 
 from __future__ import annotations
 
@@ -9,22 +9,21 @@ import pytest
 
 from edgeres.data import FileListSource, iter_batches, open_source, stratified_sample
 from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD, Preprocessing
+from tests.conftest import CifarFolder
 
-CIFAR_TRAIN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10" / "train"
 ORDER = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-pytestmark = [
-    pytest.mark.realdata,
-    pytest.mark.skipif(not CIFAR_TRAIN.is_dir(), reason=f"{CIFAR_TRAIN} is not here"),
-]
+pytestmark = [pytest.mark.realdata]
 
 
-def test_cifar10_image_folder() -> None:
-    src = open_source(CIFAR_TRAIN)
+def test_cifar10_image_folder(cifar_train: CifarFolder) -> None:
+    src = open_source(cifar_train.path)
     assert isinstance(src, FileListSource)
     assert src.class_names == ORDER
-    assert len(src) == 50_000
-    assert np.bincount(src.labels).tolist() == [5000] * 10
+    assert len(src) == 10 * cifar_train.per_class
+    assert np.bincount(src.labels).tolist() == [cifar_train.per_class] * 10
+    # labels follow the folders: every image of class k lies in the folder of ORDER[k]
+    assert all(Path(src.name(i)).parent.name == ORDER[int(src.labels[i])] for i in range(0, len(src), 97))
     idx = stratified_sample(src.labels, 40, seed=0)
     assert np.bincount(src.labels[idx], minlength=10).tolist() == [4] * 10
     pre = Preprocessing(input_size=(32, 32), mean=CIFAR10_MEAN, std=CIFAR10_STD)

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeres.engine.fp16 import FP16_QDQ_OPSET, PRECISION_KEY, convert_fp16, model_precision
 from edgeres.errors import MissingDependencyError, UsageError
 from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD, Preprocessing
-from tests.conftest import CIFAR10_CLASSES, CIFAR_TRAIN
+from tests.conftest import CIFAR10_CLASSES, CifarFolder
 from tests.engine import export_resnet20, quantize_qdq, random_images, run_onnxruntime, top1_agreement
 
 needs_converter = pytest.mark.skipif(
@@ -71,13 +71,12 @@ def test_fp16_agrees_with_fp32_on_random_inputs(fp32: Path, fp16: Path) -> None:
 
 @needs_converter
 @pytest.mark.realdata
-@pytest.mark.skipif(not CIFAR_TRAIN.is_dir(), reason=f"{CIFAR_TRAIN} is not here")
-def test_fp16_agrees_with_fp32_on_real_images(fp32: Path, fp16: Path) -> None:
+def test_fp16_agrees_with_fp32_on_real_images(cifar_train: CifarFolder, fp32: Path, fp16: Path) -> None:
     from PIL import Image
 
     from edgeres.data.preprocess import preprocess
 
-    files = [p for cls in CIFAR10_CLASSES for p in sorted((CIFAR_TRAIN / cls).iterdir())[:10]]
+    files = [p for cls in CIFAR10_CLASSES for p in sorted((cifar_train.path / cls).iterdir())[:10]]
     x = np.stack([preprocess(Image.open(p), PRE) for p in files]).astype(np.float32)
     assert x.shape == (100, 3, 32, 32)
     assert top1_agreement(run_onnxruntime(fp32, x), run_onnxruntime(fp16, x)) >= 0.95

@@ -1,4 +1,4 @@
-"""A short run on real CIFAR-10 JPEGs from ../shared/data, when they are there (a 400-image subset)."""
+"""A short run on CIFAR-10 JPEGs (a 400-image subset): the real ones in ../shared/data, else a sample."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ from edgeres.data import write_manifest
 from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD
 from edgeres.train import train
 from edgeres.train.settings import CIFAR10_CLASSES
+from tests.conftest import CifarFolder
 from tests.train import tiny_settings
 
-CIFAR_TRAIN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10" / "train"
-
-pytestmark = [
-    pytest.mark.realdata,
-    pytest.mark.skipif(not CIFAR_TRAIN.is_dir(), reason=f"{CIFAR_TRAIN} is not here"),
-]
+pytestmark = [pytest.mark.realdata]
 
 
-def test_a_short_run_on_cifar10_jpegs(tmp_path: Path) -> None:
+def test_a_short_run_on_cifar10_jpegs(cifar_train: CifarFolder, tmp_path: Path) -> None:
     files = [f"{name}/{i:04d}.jpg" for name in CIFAR10_CLASSES for i in range(40)]
-    manifest = write_manifest(CIFAR_TRAIN, files, tmp_path / "subset.txt", class_names=CIFAR10_CLASSES)
+    manifest = write_manifest(cifar_train.path, files, tmp_path / "subset.txt", class_names=CIFAR10_CLASSES)
     s = tiny_settings(manifest, tmp_path / "run", epochs=1, batch_size=32, val_split=0.1, cache="memory")
     result = train(s, progress=False)
     meta = result.meta
