@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Mutation testing of the quantization math and the pipeline's up-to-date rule, with mutmut.
+
+mutmut changes one small thing in the code at a time (a constant, a comparison, an operator,
+a dropped argument) and runs the tests that reach it; a mutant that passes every test is a
+change the suite cannot see. The modules and the tests are set in pyproject.toml
+([tool.mutmut]). It is slow (minutes to hours), so it is not part of CI.
+
+    python scripts/mutation.py                          # every module in [tool.mutmut] only_mutate
+    python scripts/mutation.py --only quantize/methods  # one module (or several, comma-separated)
+    python scripts/mutation.py --show-survivors         # and the diff of every mutant that lived
+
+It runs in a copy of the tracked files (``--workdir``, default ``.mutation/``) so the work tree
+is never changed, prints a table of killed and surviving mutants per module, and writes it as
+JSON (``--out``, default ``.mutation/score.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: mutmut's result names, and whether the mutant was caught.
+CAUGHT = {"killed", "timeout", "caught by type check"}
+NOT_RUN = {"skipped", "not checked", "no tests"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma-separated module paths under edgeres/, e.g. quantize/methods")
+    ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
+    ap.add_argument("--out", type=Path, default=None, help="JSON of the scores (default WORKDIR/score.json)")
+    ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 0))
+    ap.add_argument("--show-survivors", action="store_true", help="print the diff of each surviving mutant")
+    ap.add_argument("--keep", action="store_true", help="reuse WORKDIR's earlier results (resume)")
+    args = ap.parse_args()
+    if shutil.which("mutmut") is None:
+        print("error: mutmut is not installed; pip install -e '.[mutation]'", file=sys.stderr)
+        return 2
+    work = args.workdir.resolve()
+    modules = _modules(args.only)
+    _copy_tree(work, keep=args.keep)
+    _write_config(work, modules)
+    patterns = [_mutant_prefix(m) + "*" for m in modules]
+    run = subprocess.run(["mutmut", "run", "--max-children", str(args.jobs), *patterns], cwd=work)
+    if run.returncode not in (0, 1):  # mutmut exits 1 when a mutant survived
+        print(f"error: mutmut run failed with exit status {run.returncode}", file=sys.stderr)
+        return 1
+    results = _results(work)
+    table = _table(results, modules)
+    print(_format(table))
+    out = args.out or work / "score.json"
+    out.write_text(json.dumps({"modules": table, "mutants": results}, indent=2) + "\n")
+    print(f"wrote {out}")
+    if args.show_survivors:
+        for name, status in sorted(results.items()):
+            if status not in CAUGHT and status not in NOT_RUN:
+                subprocess.run(["mutmut", "show", name], cwd=work)
+    return 0
+
+
+def _modules(only: str) -> list[str]:
+    """The files to mutate: [tool.mutmut] only_mutate, or those of --only among them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    listed: list[str] = list(config["only_mutate"])
+    if not only:
+        return listed
+    wanted = [w.strip().removeprefix("edgeres/").removesuffix(".py") for w in only.split(",") if w.strip()]
+    chosen = [m for m in listed if any(m == f"edgeres/{w}.py" for w in wanted)]
+    unknown = [w for w in wanted if f"edgeres/{w}.py" not in listed]
+    if unknown:
+        raise SystemExit(f"error: not in [tool.mutmut] only_mutate: {', '.join(unknown)}")
+    return chosen
+
+
+def _copy_tree(work: Path, *, keep: bool) -> None:
+    """The tracked files (and uncommitted changes to them) into ``work``; mutmut writes mutants/ there."""
+    if work.exists() and not keep:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for raw in files:
+        if not raw:
+            continue
+        rel = Path(os.fsdecode(raw))
+        if rel.parts[0] in (".mutation", "mutants") or not (ROOT / rel).is_file():
+            continue
+        target = work / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+
+
+def _write_config(work: Path, modules: list[str]) -> None:
+    """The copy's pyproject.toml mutates only ``modules``."""
+    path = work / "pyproject.toml"
+    text = path.read_text()
+    listed = ", ".join(json.dumps(m) for m in modules)
+    text, n = re.subn(r"only_mutate = \[.*?\]", f"only_mutate = [{listed}]", text, count=1, flags=re.S)
+    if n != 1:
+        raise SystemExit("error: pyproject.toml has no [tool.mutmut] only_mutate list")
+    path.write_text(text)
+
+
+def _mutant_prefix(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".") + "."
+
+
+def _results(work: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["mutmut", "results", "--all", "true"], cwd=work, check=True, capture_output=True, text=True
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and name:
+            found[name] = status.strip()
+    return found
+
+
+def _table(results: dict[str, str], modules: list[str]) -> list[dict[str, object]]:
+    rows = []
+    for module in modules:
+        prefix = _mutant_prefix(module)
+        counts = Counter(s for n, s in results.items() if n.startswith(prefix))
+        caught = sum(v for k, v in counts.items() if k in CAUGHT)
+        not_run = sum(v for k, v in counts.items() if k in NOT_RUN)
+        total = sum(counts.values())
+        tested = total - not_run
+        rows.append(
+            {
+                "module": module,
+                "mutants": total,
+                "killed": caught,
+                "survived": tested - caught,
+                "not_run": not_run,
+                "score": round(100 * caught / tested, 1) if tested else None,
+                "statuses": dict(counts),
+            }
+        )
+    return rows
+
+
+def _format(table: list[dict[str, object]]) -> str:
+    lines = ["| module | mutants | killed | survived | not run | score |", "|---|---:|---:|---:|---:|---:|"]
+    for r in table:
+        score = "-" if r["score"] is None else f"{r['score']}%"
+        lines.append(
+            f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['not_run']} | {score} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
