@@ -44,6 +44,14 @@ model_options = compose(
 )
 
 
+#: Evaluation on data with classes the model lacks: skip those images instead of failing.
+ignore_unknown_option = click.option(
+    "--ignore-unknown-classes",
+    is_flag=True,
+    help="Skip (and count) images of classes the model does not have, instead of failing.",
+)
+
+
 def class_names(classes: str | None) -> tuple[str, ...] | None:
     """``--classes``: a comma-separated list, or a text file with one name per line."""
     if not classes:

@@ -221,7 +221,11 @@ def folder_source(root: str | Path) -> FileListSource:
 
 
 def npz_source(path: str | Path) -> ArraySource:
-    """A .npz with ``images`` (N, H, W, 3) or (N, H, W) uint8, optional ``labels`` and ``class_names``."""
+    """A .npz with ``images`` (N, H, W, 3) or (N, H, W) uint8, optional ``labels`` and class names.
+
+    Class names come from ``class_names`` (or ``label_names``, CIFAR's word). A damaged or
+    truncated file is a one-line :class:`EdgeresError`.
+    """
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -229,9 +233,13 @@ def npz_source(path: str | Path) -> ArraySource:
                 raise UsageError(f"{path} has no 'images' array (found: {', '.join(npz.files) or 'nothing'})")
             images = npz["images"]
             labels = npz["labels"] if "labels" in npz.files else None
-            names = [str(c) for c in npz["class_names"]] if "class_names" in npz.files else []
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {path} as a .npz of images ({exc})") from exc
+            key = next((k for k in ("class_names", "label_names") if k in npz.files), None)
+            names = [str(c) for c in npz[key]] if key is not None else []
+    except EdgeresError:
+        raise
+    except Exception as exc:  # a truncated zip fails in zipfile, zlib or numpy, each its own way
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise EdgeresError(f"cannot read {path} as a .npz of images ({reason}); re-create the file") from exc
     return ArraySource(images, labels, names, description=f"npz file {path}")
 
 
