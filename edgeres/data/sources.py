@@ -8,6 +8,7 @@ path, so the CLI and library only ever pass a string around.
 from __future__ import annotations
 
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,21 +16,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgeres.data.preprocess import to_rgb
+from edgeres.data.preprocess import MAX_ASPECT_RATIO, to_rgb
 from edgeres.errors import EdgeresError, UsageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_ASPECT_RATIO",
+    "MAX_PIXELS",
     "ArraySource",
     "FileListSource",
     "ImageSource",
     "UnreadableImageError",
     "folder_source",
+    "image_size_problem",
     "npz_source",
     "open_source",
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+#: Images of more pixels than this are skipped before they are decoded (Pillow's own
+#: decompression-bomb limit, about 89 megapixels, also stops them).
+MAX_PIXELS = 89_478_485
 
 _EXPECTED = (
     "expected a folder of images (one subfolder per class, or images directly), "
@@ -39,6 +47,17 @@ _EXPECTED = (
 
 class UnreadableImageError(EdgeresError):
     """One image file could not be opened or decoded (corrupt, truncated, not an image)."""
+
+
+def image_size_problem(width: int, height: int) -> str | None:
+    """Why an image of ``width`` x ``height`` pixels is not worth decoding, or None when it is."""
+    if width < 1 or height < 1:
+        return f"{width}x{height} pixels, an empty image"
+    if width * height > MAX_PIXELS:
+        return f"{width}x{height} pixels, more than the {MAX_PIXELS:,} edgeres decodes"
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        return f"{width}x{height} pixels, an aspect ratio beyond {MAX_ASPECT_RATIO}:1"
+    return None
 
 
 class ImageSource(ABC):
@@ -117,7 +136,13 @@ class FileListSource(ImageSource):
     def load(self, i: int) -> Image.Image:
         path = self.paths[self._check_index(i)]
         try:
-            with Image.open(path) as img:
+            with warnings.catch_warnings():  # the pixel count is checked below, with a clearer message
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(path)
+            with img:
+                problem = image_size_problem(*img.size)
+                if problem is not None:
+                    raise UnreadableImageError(f"cannot read image {path}: {problem}")
                 img.load()
                 return to_rgb(img)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
