@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgeres.data.listing import IMAGE_EXTENSIONS, Listing
 from edgeres.data.preprocess import MAX_ASPECT_RATIO, to_rgb
 from edgeres.errors import EdgeresError, UsageError
 
@@ -33,7 +34,6 @@ __all__ = [
     "open_source",
 ]
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 #: Images of more pixels than this are skipped before they are decoded (Pillow's own
 #: decompression-bomb limit, about 89 megapixels, also stops them).
@@ -122,6 +122,8 @@ class FileListSource(ImageSource):
         self.class_names = tuple(class_names)
         self.root = Path(root)
         self.kind = kind
+        #: Entries of the folder left out when it was listed (see :func:`folder_source`).
+        self.skipped_entries: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -151,7 +153,8 @@ class FileListSource(ImageSource):
 
     def describe(self) -> str:
         classes = f"{self.num_classes} classes" if self.class_names else "no labels"
-        return f"{self.kind} {self.root} ({len(self)} images, {classes})"
+        left_out = f", {len(self.skipped_entries)} entries skipped" if self.skipped_entries else ""
+        return f"{self.kind} {self.root} ({len(self)} images, {classes}{left_out})"
 
 
 class ArraySource(ImageSource):
@@ -202,47 +205,36 @@ class ArraySource(ImageSource):
         return f"{self.description} ({len(self)} images {w}x{h}, {classes})"
 
 
-def _is_image(entry: os.DirEntry[str]) -> bool:
-    return os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file()
-
-
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    found: list[Path] = []
-    with os.scandir(folder) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if _is_image(entry):
-            found.append(Path(entry.path))
-        elif recursive and entry.is_dir():
-            found.extend(_images_in(Path(entry.path), recursive=True))
-    return found
-
-
 def folder_source(root: str | Path) -> FileListSource:
     """A folder with one subfolder per class (sorted names = class indices), or flat images.
 
     Hidden entries (names starting with '.') are ignored; class subfolders are searched
-    recursively. A flat folder gives labels -1 and no class names.
+    recursively. A flat folder gives labels -1 and no class names. Entries that cannot be
+    used (see :class:`~edgeres.data.listing.Listing`) are left out with a warning and
+    counted in ``skipped_entries``.
     """
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; {_EXPECTED}")
-    with os.scandir(root) as it:
-        subdirs = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
-    per_class = {name: _images_in(root / name, recursive=True) for name in subdirs}
+    listing = Listing()
+    top = listing.entries(root)
+    kinds = [(e, listing.kind(e)) for e in top]
+    subdirs = [e.name for e, kind in kinds if kind == "dir"]
+    per_class = {name: listing.images(root / name, recursive=True) for name in subdirs}
     if any(per_class.values()):
         paths = [p for name in subdirs for p in per_class[name]]
         labels = [k for k, name in enumerate(subdirs) for _ in per_class[name]]
-        return FileListSource(paths, labels, subdirs, root=root, kind="image folder")
-    flat = _images_in(root, recursive=False)
-    if not flat:
-        with os.scandir(root) as it:
-            empty = next(it, None) is None
-        what = "is empty" if empty else "has no images (.jpg, .jpeg, .png, .bmp, .webp)"
-        raise UsageError(f"folder {root} {what}; {_EXPECTED}")
-    return FileListSource(flat, [-1] * len(flat), (), root=root, kind="flat image folder")
+        source = FileListSource(paths, labels, subdirs, root=root, kind="image folder")
+    else:
+        flat = [Path(e.path) for e, kind in kinds if kind == "image"]
+        if not flat:
+            with os.scandir(root) as it:
+                empty = next(it, None) is None
+            what = "is empty" if empty else "has no images (.jpg, .jpeg, .png, .bmp, .webp)"
+            raise UsageError(f"folder {root} {what}; {_EXPECTED}")
+        source = FileListSource(flat, [-1] * len(flat), (), root=root, kind="flat image folder")
+    source.skipped_entries = tuple(listing.skipped)
+    return source
 
 
 def npz_source(path: str | Path) -> ArraySource:
