@@ -250,8 +250,13 @@ def train_split_record(extra: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     indices = np.asarray(val, dtype=np.int64).reshape(-1)
     out: dict[str, Any] = {"data": str(data), "val_indices": indices.tolist()}
+    # images in the folder when it was trained on: decoded ones plus those skipped as unreadable
+    seen = record.get("data") or {}
+    kept, skipped = seen.get("images"), seen.get("skipped")
     num_train, num_val = split.get("num_train"), split.get("num_val")
-    if isinstance(num_train, int) and isinstance(num_val, int):
+    if isinstance(kept, int) and isinstance(skipped, int):
+        out["num_images"] = kept + skipped
+    elif isinstance(num_train, int) and isinstance(num_val, int):
         out["num_images"] = num_train + num_val
     return out
 

@@ -104,6 +104,8 @@ def test_the_split_record_keeps_the_number_of_images() -> None:
         "train": {"settings": {"data": "d"}, "split": {"val_indices": [1], "num_train": 8, "num_val": 1}}
     }
     assert train_split_record(extra) == {"data": "d", "val_indices": [1], "num_images": 9}
+    extra["train"]["data"] = {"images": 9, "skipped": 2}  # two unreadable files were in the folder too
+    assert train_split_record(extra)["num_images"] == 11
 
 
 def test_pipeline_eval_labels_follow_the_model_class_names(tmp_path: Path) -> None:
