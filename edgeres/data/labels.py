@@ -154,4 +154,5 @@ def _align(source: ImageSource, names: tuple[str, ...], num_classes: int, ignore
         )
     elif names and not source_names:
         log.warning("the data has no class names: its labels are taken as the model's output indices")
-    return LabelMap(np.zeros(0, np.int64), model_names, source_names=source_names)
+    shown = names or source_names or model_names  # per-class results keep the folder names
+    return LabelMap(np.zeros(0, np.int64), tuple(shown), source_names=source_names)

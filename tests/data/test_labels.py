@@ -73,7 +73,7 @@ def test_a_model_without_names_keeps_sorted_order_and_says_so(
     sorted_model = colour_checkpoint(tmp_path / "sorted.pt", ("apple", "mango", "zebra"), named=False)
     with caplog.at_level(logging.WARNING, logger="edgeres.data"):
         result = _evaluate(sorted_model, folder)
-    assert result.top1 == 1.0
+    assert result.top1 == 1.0 and set(result.per_class) == {"apple", "mango", "zebra"}
     notices = [r.getMessage() for r in caplog.records if "no class names" in r.getMessage()]
     assert len(notices) == 1 and "sorted folder order" in notices[0]
 
