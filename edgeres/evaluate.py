@@ -2,7 +2,10 @@
 
 Images go through :func:`edgeres.data.iter_batches`, the preprocessing calibration uses, so an
 FP32 and an INT8 model see exactly the same tensors. Unreadable images are skipped (and
-counted); unlabelled images (label -1) get predictions but no accuracy.
+counted); unlabelled images (label -1) get predictions but no accuracy. With a
+:class:`~edgeres.data.labels.LabelMap` (from :func:`~edgeres.data.labels.align_labels`) the
+labels are the model's, matched by class name; images of classes the model lacks are left
+out and counted.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeres.data import ImageSource, SkippedImages, iter_batches
+from edgeres.data.labels import UNKNOWN, LabelMap
 from edgeres.errors import UsageError
 from edgeres.metadata import Preprocessing
 from edgeres.runners.base import Runner
@@ -42,6 +46,8 @@ class EvalResult:
     skipped: int = 0
     #: Source index of each evaluated image.
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: Images left out because the model has no class of theirs (see ``align_labels``).
+    skipped_unknown: int = 0
 
     @property
     def num_labelled(self) -> int:
@@ -49,6 +55,8 @@ class EvalResult:
 
     def summary(self) -> str:
         skipped = f", {self.skipped} unreadable skipped" if self.skipped else ""
+        if self.skipped_unknown:
+            skipped += f", {self.skipped_unknown} of classes the model lacks skipped"
         if self.top1 is None or self.top5 is None:
             return f"{self.num_images} images, no labels{skipped}"
         return (
@@ -64,6 +72,7 @@ class EvalResult:
             "top1": self.top1,
             "top5": self.top5,
             "skipped": self.skipped,
+            "skipped_unknown_class": self.skipped_unknown,
             "per_class": {
                 name: {"correct": c, "total": t, "accuracy": c / t if t else None}
                 for name, (c, t) in self.per_class.items()
@@ -84,11 +93,16 @@ def evaluate(
     *,
     batch_size: int = 64,
     progress: bool = True,
+    classes: LabelMap | None = None,
 ) -> EvalResult:
     """Run ``runner`` on ``indices`` of ``source`` (all images when None) and score its predictions.
 
-    The runner is activated if it is not already (and then deactivated again).
+    ``classes`` maps the source's labels to the model's outputs (see
+    :func:`edgeres.data.labels.align_labels`); without it the labels are taken as output
+    indices. The runner is activated if it is not already (and then deactivated again).
     """
+    if classes is not None and tuple(source.class_names) != classes.source_names:
+        raise ValueError("the label map was made for another source")
     was_active = runner.is_active
     runner.activate()
     skipped = SkippedImages()
@@ -97,12 +111,19 @@ def evaluate(
         if indices is None
         else np.asarray(indices, dtype=np.int64).reshape(-1)
     )
+    unknown = 0
+    if classes is not None:
+        keep = classes.remap(source.labels[order]) != UNKNOWN
+        unknown = int((~keep).sum())
+        order = order[keep]
     preds, top5_hits, labels = [], [], []
     try:
         for images, batch_labels in iter_batches(
             source, order, pre, batch_size, skipped=skipped, progress=progress
         ):
             logits = runner.infer(images)
+            if classes is not None:
+                batch_labels = classes.remap(batch_labels)
             _check_labels(batch_labels, logits.shape[1], source)
             k = min(5, logits.shape[1])
             top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
@@ -121,13 +142,13 @@ def evaluate(
     if labelled.any():
         top1 = float((prediction[labelled] == label[labelled]).mean())
         top5 = float(in_top5[labelled].mean())
-    names = source.class_names
+    names = classes.model_names if classes is not None else source.class_names
     per_class: dict[str, tuple[int, int]] = {}
     for cls in np.unique(label[labelled]).tolist():
         mask = label == cls
         name = names[cls] if cls < len(names) else str(cls)
         per_class[name] = (int((prediction[mask] == cls).sum()), int(mask.sum()))
-    return EvalResult(len(prediction), top1, top5, per_class, prediction, label, skipped.count, kept)
+    return EvalResult(len(prediction), top1, top5, per_class, prediction, label, skipped.count, kept, unknown)
 
 
 def _check_labels(labels: np.ndarray, num_outputs: int, source: ImageSource) -> None:

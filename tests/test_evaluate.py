@@ -131,3 +131,46 @@ def test_labels_beyond_the_model_are_refused(images: np.ndarray, models: dict[in
     source = ArraySource(images[:4], [0, 1, 9, 2], names, description="ten classes")
     with OnnxRuntimeRunner(models[1]) as runner, pytest.raises(UsageError, match="only 7 outputs"):
         evaluate(runner, source, None, PRE, progress=False)
+
+
+# -- edgeres eval: labels meet the model by class name ----------------------------------------
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+def test_cli_eval_matches_folders_to_the_model_by_name(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.data.colour_model import colour_checkpoint, colour_folder
+
+    model = colour_checkpoint(tmp_path / "m.pt")  # classes zebra, apple, mango
+    data = colour_folder(tmp_path / "data", {"apple": 2, "mango": 2, "zebra": 2})
+    r = run_cli("eval", str(model), "--data", str(data), "--no-progress", "--json", str(tmp_path / "e.json"))
+    assert r.code == 0, r.err
+    assert "top-1 100.00%" in r.out and "no class names" not in r.err
+    assert json.loads((tmp_path / "e.json").read_text())["result"]["top1"] == 1.0
+
+    colour_folder(data, {"kiwi": 3})
+    before = _tree(tmp_path)
+    r = run_cli("eval", str(model), "--data", str(data), "--no-progress", "--json", str(tmp_path / "f.json"))
+    assert r.code == 1 and "Traceback" not in r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "'kiwi'" in lines[0]
+    assert _tree(tmp_path) == before  # nothing written
+
+    r = run_cli("eval", str(model), "--data", str(data), "--no-progress", "--ignore-unknown-classes")
+    assert r.code == 0, r.err
+    assert "top-1 100.00%, top-5 100.00% on 6 labelled images, 3 of classes the model lacks skipped" in r.out
+    assert "skipping the images of 1 class(es) the model does not have: 'kiwi'" in r.err
+
+
+def test_cli_eval_of_a_model_without_names_says_labels_follow_folder_order(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.data.colour_model import colour_checkpoint, colour_folder
+
+    model = colour_checkpoint(tmp_path / "m.pt", ("apple", "mango", "zebra"), named=False)
+    data = colour_folder(tmp_path / "data", {"apple": 2, "mango": 2, "zebra": 2})
+    r = run_cli("eval", str(model), "--data", str(data), "--no-progress")
+    assert r.code == 0, r.err
+    assert "top-1 100.00%" in r.out
+    notes = [line for line in r.err.splitlines() if "no class names" in line]
+    assert len(notes) == 1 and "sorted folder order" in notes[0]

@@ -44,12 +44,29 @@ model_options = compose(
 )
 
 
+#: Evaluation on data with classes the model lacks: skip those images instead of failing.
+ignore_unknown_option = click.option(
+    "--ignore-unknown-classes",
+    is_flag=True,
+    help="Skip (and count) images of classes the model does not have, instead of failing.",
+)
+
+
 def class_names(classes: str | None) -> tuple[str, ...] | None:
     """``--classes``: a comma-separated list, or a text file with one name per line."""
     if not classes:
         return None
     p = Path(classes)
-    raw = p.read_text().splitlines() if p.is_file() else classes.split(",")
+    if p.is_file():
+        try:
+            raw = p.read_bytes().decode("utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            from edgeres.errors import UsageError
+
+            why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+            raise UsageError(f"cannot read the class names file {p}: {why}; save it as UTF-8") from None
+    else:
+        raw = classes.split(",")
     return tuple(n.strip() for n in raw if n.strip())
 
 

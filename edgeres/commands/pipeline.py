@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgeres.commands.options import class_names, model_options
+from edgeres.commands.options import class_names, ignore_unknown_option, model_options
 
 STAGE_NAMES = ("fp16", "quantize", "engines", "eval", "bench", "report")
 
@@ -51,6 +51,7 @@ STAGE_NAMES = ("fp16", "quantize", "engines", "eval", "bench", "report")
 @click.option("--iters", type=int, help="Timed runs per batch size [default: 100].")
 @click.option("--threads", type=int, help="CPU inference threads [default: all cores].")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the stage lines stay).")
+@ignore_unknown_option
 @model_options
 def pipeline_cmd(
     model: str,
@@ -68,6 +69,7 @@ def pipeline_cmd(
     iters: int | None,
     threads: int | None,
     no_progress: bool,
+    ignore_unknown_classes: bool,
     **opts: Any,
 ) -> None:
     """Export, convert, quantize, build engines, evaluate, benchmark and report MODEL.
@@ -95,7 +97,7 @@ def pipeline_cmd(
     logging.getLogger("edgeres.pipeline").setLevel(logging.INFO)  # one line per stage
     config = load_config(config_file)
     config = config.override("quantize", method=method, target=target, calib_size=calib_size)
-    config = config.override("eval", size=eval_size)
+    config = config.override("eval", size=eval_size, ignore_unknown_classes=ignore_unknown_classes or None)
     config = config.override(
         "bench", batches=parse_batches(batch) if batch else None, iters=iters, threads=threads
     )

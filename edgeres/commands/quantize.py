@@ -8,7 +8,12 @@ from typing import Any
 
 import click
 
-from edgeres.commands.options import load_from_options, model_options, overrides_from_options
+from edgeres.commands.options import (
+    ignore_unknown_option,
+    load_from_options,
+    model_options,
+    overrides_from_options,
+)
 
 
 def _pct(x: float | None) -> str:
@@ -54,6 +59,7 @@ def _pct(x: float | None) -> str:
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads [default: all cores].")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@ignore_unknown_option
 @model_options
 def quantize_cmd(
     model: str,
@@ -72,6 +78,7 @@ def quantize_cmd(
     threads: int | None,
     json_out: str | None,
     no_progress: bool,
+    ignore_unknown_classes: bool,
     **opts: Any,
 ) -> None:
     """Quantize MODEL to INT8 with post-training calibration (explicit Q/DQ ONNX).
@@ -117,6 +124,7 @@ def quantize_cmd(
         seed=seed,
         threads=threads,
         progress=not no_progress,
+        ignore_unknown_classes=ignore_unknown_classes,
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
     source = "reused" if report.reused_cache else "wrote"
@@ -155,6 +163,7 @@ def quantize_cmd(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the full result as JSON.")
 @click.option("--no-progress", is_flag=True)
+@ignore_unknown_option
 @model_options
 def eval_cmd(
     model: str,
@@ -166,6 +175,7 @@ def eval_cmd(
     seed: int,
     json_out: str | None,
     no_progress: bool,
+    ignore_unknown_classes: bool,
     **opts: Any,
 ) -> None:
     """Top-1, top-5 and per-class accuracy of a torch, ONNX FP32 or ONNX INT8 model.
@@ -181,7 +191,7 @@ def eval_cmd(
       edgeres eval resnet50.onnx --data ./imagenet/val --size 5000
     """
     from edgeres.atomic import check_writable, write_text_atomic
-    from edgeres.data import open_source, stratified_sample
+    from edgeres.data import align_labels, open_source, stratified_sample
     from edgeres.evaluate import agreement, evaluate, result_record
     from edgeres.runners import make_runner
 
@@ -189,10 +199,14 @@ def eval_cmd(
         check_writable(json_out)
     loaded = load_from_options(model, **opts)
     source = open_source(data)
+    meta = loaded.meta
+    classes = align_labels(source, meta.class_names, meta.num_classes, ignore_unknown=ignore_unknown_classes)
     indices = stratified_sample(source.labels, size, seed=seed) if size else None
-    pre = loaded.meta.preprocessing
+    pre = meta.preprocessing
     runner = make_runner(loaded.module if loaded.module is not None else model, threads=threads)
-    result = evaluate(runner, source, indices, pre, batch_size=batch_size, progress=not no_progress)
+    result = evaluate(
+        runner, source, indices, pre, batch_size=batch_size, progress=not no_progress, classes=classes
+    )
     click.echo(result.summary())
     out: dict[str, Any] = result_record(model, runner, result)
     if compare:
@@ -200,8 +214,18 @@ def eval_cmd(
         ref_runner = make_runner(
             ref_loaded.module if ref_loaded.module is not None else compare, threads=threads
         )
+        ref_meta = ref_loaded.meta
+        ref_classes = align_labels(
+            source, ref_meta.class_names, ref_meta.num_classes, ignore_unknown=ignore_unknown_classes
+        )
         ref = evaluate(
-            ref_runner, source, result.indices, pre, batch_size=batch_size, progress=not no_progress
+            ref_runner,
+            source,
+            result.indices,
+            pre,
+            batch_size=batch_size,
+            progress=not no_progress,
+            classes=ref_classes,
         )
         out["reference"] = {**result_record(compare, ref_runner, ref), "agreement": agreement(result, ref)}
         click.echo(f"reference {Path(compare).name}: {ref.summary()}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from edgeres.data.cifar import CIFAR10_MD5, CIFAR10_URL, cifar_source, download_cifar10, find_cifar
 from edgeres.data.digits import digits_source
+from edgeres.data.labels import LabelMap, align_labels
 from edgeres.data.manifest import read_manifest, sha256_file, write_manifest
 from edgeres.data.preprocess import preprocess, preprocess_array, resize_and_crop, to_rgb
 from edgeres.data.reader import BatchReader, SkippedImages, iter_batches, load_batch
@@ -34,8 +35,10 @@ __all__ = [
     "BatchReader",
     "FileListSource",
     "ImageSource",
+    "LabelMap",
     "SkippedImages",
     "UnreadableImageError",
+    "align_labels",
     "cifar_source",
     "digits_source",
     "download_cifar10",

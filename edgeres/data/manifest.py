@@ -16,15 +16,14 @@ Paths are relative to the root, with '/' separators; the first component is the 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from edgeres.atomic import atomic_path
 from edgeres.data.sources import FileListSource
 from edgeres.errors import UsageError
 
@@ -91,15 +90,9 @@ def write_manifest(
         f"# classes: {json.dumps(classes)}\n",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(header + lines)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    # atomic_path gives the file the mode open() would (umask), not mkstemp's 0600
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(header + lines)
     return out
 
 

@@ -21,7 +21,12 @@ from PIL import Image
 from edgeres.errors import UsageError
 from edgeres.metadata import Preprocessing
 
-__all__ = ["preprocess", "preprocess_array", "resize_and_crop", "to_rgb"]
+#: Images whose long side is more than this many times the short side are not resized (image
+#: files are skipped as unreadable): resizing the short side to the model's size would make
+#: the long side absurd (a 1 KB PNG of 1x1,000,000 pixels would become 32 x 32,000,000).
+MAX_ASPECT_RATIO = 20
+
+__all__ = ["MAX_ASPECT_RATIO", "preprocess", "preprocess_array", "resize_and_crop", "to_rgb"]
 
 _SCALE = np.float32(255.0)
 
@@ -61,6 +66,11 @@ def resize_and_crop(img: Image.Image, pre: Preprocessing) -> Image.Image:
     w, h = img.size
     if (h, w) == (th, tw):
         return img
+    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):  # bounds the resized size (see sources.py)
+        raise UsageError(
+            f"images of {w}x{h} pixels have an aspect ratio beyond {MAX_ASPECT_RATIO}:1; "
+            "crop or pad them before use"
+        )
     short, long_ = min(w, h), max(w, h)
     new_short = pre.resize_to
     new_long = int(new_short * long_ / short)  # torchvision's rounding

@@ -8,6 +8,7 @@ path, so the CLI and library only ever pass a string around.
 from __future__ import annotations
 
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,21 +16,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgeres.data.preprocess import to_rgb
+from edgeres.data.listing import IMAGE_EXTENSIONS, Listing
+from edgeres.data.preprocess import MAX_ASPECT_RATIO, to_rgb
 from edgeres.errors import EdgeresError, UsageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_ASPECT_RATIO",
+    "MAX_PIXELS",
     "ArraySource",
     "FileListSource",
     "ImageSource",
     "UnreadableImageError",
     "folder_source",
+    "image_size_problem",
     "npz_source",
     "open_source",
 ]
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+#: Images of more pixels than this are skipped before they are decoded (Pillow's own
+#: decompression-bomb limit, about 89 megapixels, also stops them).
+MAX_PIXELS = 89_478_485
 
 _EXPECTED = (
     "expected a folder of images (one subfolder per class, or images directly), "
@@ -39,6 +47,17 @@ _EXPECTED = (
 
 class UnreadableImageError(EdgeresError):
     """One image file could not be opened or decoded (corrupt, truncated, not an image)."""
+
+
+def image_size_problem(width: int, height: int) -> str | None:
+    """Why an image of ``width`` x ``height`` pixels is not worth decoding, or None when it is."""
+    if width < 1 or height < 1:
+        return f"{width}x{height} pixels, an empty image"
+    if width * height > MAX_PIXELS:
+        return f"{width}x{height} pixels, more than the {MAX_PIXELS:,} edgeres decodes"
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        return f"{width}x{height} pixels, an aspect ratio beyond {MAX_ASPECT_RATIO}:1"
+    return None
 
 
 class ImageSource(ABC):
@@ -103,6 +122,8 @@ class FileListSource(ImageSource):
         self.class_names = tuple(class_names)
         self.root = Path(root)
         self.kind = kind
+        #: Entries of the folder left out when it was listed (see :func:`folder_source`).
+        self.skipped_entries: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -117,7 +138,13 @@ class FileListSource(ImageSource):
     def load(self, i: int) -> Image.Image:
         path = self.paths[self._check_index(i)]
         try:
-            with Image.open(path) as img:
+            with warnings.catch_warnings():  # the pixel count is checked below, with a clearer message
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(path)
+            with img:
+                problem = image_size_problem(*img.size)
+                if problem is not None:
+                    raise UnreadableImageError(f"cannot read image {path}: {problem}")
                 img.load()
                 return to_rgb(img)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -126,7 +153,8 @@ class FileListSource(ImageSource):
 
     def describe(self) -> str:
         classes = f"{self.num_classes} classes" if self.class_names else "no labels"
-        return f"{self.kind} {self.root} ({len(self)} images, {classes})"
+        left_out = f", {len(self.skipped_entries)} entries skipped" if self.skipped_entries else ""
+        return f"{self.kind} {self.root} ({len(self)} images, {classes}{left_out})"
 
 
 class ArraySource(ImageSource):
@@ -177,51 +205,44 @@ class ArraySource(ImageSource):
         return f"{self.description} ({len(self)} images {w}x{h}, {classes})"
 
 
-def _is_image(entry: os.DirEntry[str]) -> bool:
-    return os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file()
-
-
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    found: list[Path] = []
-    with os.scandir(folder) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if _is_image(entry):
-            found.append(Path(entry.path))
-        elif recursive and entry.is_dir():
-            found.extend(_images_in(Path(entry.path), recursive=True))
-    return found
-
-
 def folder_source(root: str | Path) -> FileListSource:
     """A folder with one subfolder per class (sorted names = class indices), or flat images.
 
     Hidden entries (names starting with '.') are ignored; class subfolders are searched
-    recursively. A flat folder gives labels -1 and no class names.
+    recursively. A flat folder gives labels -1 and no class names. Entries that cannot be
+    used (see :class:`~edgeres.data.listing.Listing`) are left out with a warning and
+    counted in ``skipped_entries``.
     """
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; {_EXPECTED}")
-    with os.scandir(root) as it:
-        subdirs = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
-    per_class = {name: _images_in(root / name, recursive=True) for name in subdirs}
+    listing = Listing()
+    top = listing.entries(root)
+    kinds = [(e, listing.kind(e)) for e in top]
+    subdirs = [e.name for e, kind in kinds if kind == "dir"]
+    per_class = {name: listing.images(root / name, recursive=True) for name in subdirs}
     if any(per_class.values()):
         paths = [p for name in subdirs for p in per_class[name]]
         labels = [k for k, name in enumerate(subdirs) for _ in per_class[name]]
-        return FileListSource(paths, labels, subdirs, root=root, kind="image folder")
-    flat = _images_in(root, recursive=False)
-    if not flat:
-        with os.scandir(root) as it:
-            empty = next(it, None) is None
-        what = "is empty" if empty else "has no images (.jpg, .jpeg, .png, .bmp, .webp)"
-        raise UsageError(f"folder {root} {what}; {_EXPECTED}")
-    return FileListSource(flat, [-1] * len(flat), (), root=root, kind="flat image folder")
+        source = FileListSource(paths, labels, subdirs, root=root, kind="image folder")
+    else:
+        flat = [Path(e.path) for e, kind in kinds if kind == "image"]
+        if not flat:
+            with os.scandir(root) as it:
+                empty = next(it, None) is None
+            what = "is empty" if empty else "has no images (.jpg, .jpeg, .png, .bmp, .webp)"
+            raise UsageError(f"folder {root} {what}; {_EXPECTED}")
+        source = FileListSource(flat, [-1] * len(flat), (), root=root, kind="flat image folder")
+    source.skipped_entries = tuple(listing.skipped)
+    return source
 
 
 def npz_source(path: str | Path) -> ArraySource:
-    """A .npz with ``images`` (N, H, W, 3) or (N, H, W) uint8, optional ``labels`` and ``class_names``."""
+    """A .npz with ``images`` (N, H, W, 3) or (N, H, W) uint8, optional ``labels`` and class names.
+
+    Class names come from ``class_names`` (or ``label_names``, CIFAR's word). A damaged or
+    truncated file is a one-line :class:`EdgeresError`.
+    """
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -229,9 +250,13 @@ def npz_source(path: str | Path) -> ArraySource:
                 raise UsageError(f"{path} has no 'images' array (found: {', '.join(npz.files) or 'nothing'})")
             images = npz["images"]
             labels = npz["labels"] if "labels" in npz.files else None
-            names = [str(c) for c in npz["class_names"]] if "class_names" in npz.files else []
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {path} as a .npz of images ({exc})") from exc
+            key = next((k for k in ("class_names", "label_names") if k in npz.files), None)
+            names = [str(c) for c in npz[key]] if key is not None else []
+    except EdgeresError:
+        raise
+    except Exception as exc:  # a truncated zip fails in zipfile, zlib or numpy, each its own way
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise EdgeresError(f"cannot read {path} as a .npz of images ({reason}); re-create the file") from exc
     return ArraySource(images, labels, names, description=f"npz file {path}")
 
 

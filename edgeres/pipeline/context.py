@@ -23,7 +23,7 @@ from edgeres.quantize.selection import same_data
 if TYPE_CHECKING:
     import numpy as np
 
-    from edgeres.data import ImageSource
+    from edgeres.data import ImageSource, LabelMap
     from edgeres.report.data import ReportPaths
 
 __all__ = [
@@ -176,6 +176,7 @@ class Context:
         seed = self.config.quantize.seed
         on_calib = self.calib is not None and same_data(self.calib, spec) and self.quantize_planned
         if split is not None and split.get("val_indices") is not None and same_data(split["data"], spec):
+            self._check_training_data(source, spec, split)
             # quantize is given the same split (training_record), so calibration left these out
             candidates = np.asarray(split["val_indices"], dtype=np.int64)
             note = f"the {len(candidates)} validation images edgeres train held out"
@@ -197,6 +198,37 @@ class Context:
             note += f" (less {dropped}: the model takes batches of exactly {n})"
         return source, candidates, note
 
+    def label_map(self, source: ImageSource) -> LabelMap:
+        """How ``source``'s labels map to the model's outputs: by class name (see align_labels)."""
+        from edgeres.data import align_labels
+        from edgeres.export.onnx_meta import read_onnx_meta
+
+        meta = read_onnx_meta(self.fp32)
+        ignore = self.config.eval.ignore_unknown_classes
+        return align_labels(source, meta.class_names, meta.num_classes, ignore_unknown=ignore)
+
+    def _check_training_data(self, source: ImageSource, spec: str, split: Mapping[str, Any]) -> None:
+        """Refuse to reuse a recorded validation split on data that is not what the model trained on.
+
+        The split is a list of image numbers: on another folder, or on the same folder with images
+        added or removed, they name other images (training ones among them).
+        """
+        from edgeres.export.onnx_meta import read_onnx_meta
+
+        fix = "give --eval DATA with images the model was not trained on"
+        names = read_onnx_meta(self.fp32).class_names if self.fp32.is_file() else ()
+        if names and tuple(source.class_names) != tuple(names):
+            raise EdgeresError(
+                f"{spec} is not the data the checkpoint was trained on: its classes "
+                f"({_few(source.class_names)}) are not the model's ({_few(names)}); {fix}"
+            )
+        expected = split.get("num_images")
+        if isinstance(expected, int) and expected != len(source):
+            raise EdgeresError(
+                f"{spec} has {len(source)} images but the checkpoint was trained on {expected} there: "
+                f"it has changed since (or is another folder), so its held-out images are unknown; {fix}"
+            )
+
     @property
     def quantize_planned(self) -> bool:
         return self.calib is not None and "quantize" not in self.config.skip
@@ -217,4 +249,18 @@ def train_split_record(extra: Mapping[str, Any]) -> dict[str, Any] | None:
     if not data or val is None:
         return None
     indices = np.asarray(val, dtype=np.int64).reshape(-1)
-    return {"data": str(data), "val_indices": indices.tolist()}
+    out: dict[str, Any] = {"data": str(data), "val_indices": indices.tolist()}
+    # images in the folder when it was trained on: decoded ones plus those skipped as unreadable
+    seen = record.get("data") or {}
+    kept, skipped = seen.get("images"), seen.get("skipped")
+    num_train, num_val = split.get("num_train"), split.get("num_val")
+    if isinstance(kept, int) and isinstance(skipped, int):
+        out["num_images"] = kept + skipped
+    elif isinstance(num_train, int) and isinstance(num_val, int):
+        out["num_images"] = num_train + num_val
+    return out
+
+
+def _few(names: tuple[str, ...] | list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return (shown + (", ..." if len(names) > limit else "")) or "none"

@@ -81,7 +81,10 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
     def run(v: Variant) -> tuple[Any, Any]:
         runner = _runner(v, ctx.threads)
         size = min(batch, parse_batch_profile(engine_batch(ctx)).max) if v.is_engine else batch
-        return runner, evaluate(runner, source, indices, pre, batch_size=size, progress=ctx.progress)
+        classes = ctx.label_map(source)
+        return runner, evaluate(
+            runner, source, indices, pre, batch_size=size, progress=ctx.progress, classes=classes
+        )
 
     ref_runner, ref = run(ctx.variants["fp32"])
     reference = result_record(ctx.fp32, ref_runner, ref, name=ctx.rel(ctx.fp32))

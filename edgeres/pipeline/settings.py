@@ -168,11 +168,15 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """Accuracy: a class-stratified sample of ``size`` images (None: all), batch size, seed."""
+    """Accuracy: a class-stratified sample of ``size`` images (None: all), batch size, seed.
+
+    ``ignore_unknown_classes``: skip (and count) images of classes the model lacks instead of failing.
+    """
 
     size: int | None = None
     batch_size: int = 64
     seed: int = 0
+    ignore_unknown_classes: bool = False
 
     def __post_init__(self) -> None:
         _positive("eval.size", self.size)

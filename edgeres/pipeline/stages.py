@@ -224,6 +224,7 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
         seed=q.seed,
         threads=ctx.threads,
         progress=ctx.progress,
+        ignore_unknown_classes=ctx.config.eval.ignore_unknown_classes,
     )
     output = ctx.out / ("model.int8.onnx" if len(targets) > 1 else f"model.int8.{targets[0]}.onnx")
     report = quantize(ctx.fp32, output, options)

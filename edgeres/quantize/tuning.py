@@ -44,13 +44,19 @@ class _Tuner:
         self.fp32 = self.run(fp32)
 
     def run(self, path: Path, target: str = "fp32") -> EvalResult:
+        from edgeres.data import align_labels
         from edgeres.evaluate import evaluate
         from edgeres.quantize.workflow import faithful_to
         from edgeres.runners import OnnxRuntimeRunner
 
-        s = self.selection
+        s, m = self.selection, self.meta
         runner = OnnxRuntimeRunner(path, threads=self.opts.threads, disabled_optimizers=faithful_to(target))
-        return evaluate(runner, s.calib_source, s.tune_indices, self.meta.preprocessing, progress=False)
+        classes = align_labels(
+            s.calib_source, m.class_names, m.num_classes, ignore_unknown=self.opts.ignore_unknown_classes
+        )
+        return evaluate(
+            runner, s.calib_source, s.tune_indices, m.preprocessing, progress=False, classes=classes
+        )
 
     def score(
         self, fp32: Path, ranges: Ranges, target: str, exclude: tuple[str, ...] = ()

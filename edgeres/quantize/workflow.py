@@ -48,6 +48,8 @@ class QuantizeOptions:
     #: ``edgeres train``'s record (a checkpoint's ``extra``) when the model is an ONNX exported
     #: from that checkpoint: its validation images are then held out, as for the checkpoint.
     training_record: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: Evaluation and tuning skip (and count) images of classes the model lacks instead of failing.
+    ignore_unknown_classes: bool = False
 
     def __post_init__(self) -> None:
         if self.max_drop is not None and (self.max_drop < 0 or self.eval_data is None):
@@ -147,16 +149,16 @@ def _calib_hash(selection: Selection) -> str:
     return h.hexdigest()
 
 
-def _check_classes(meta: ModelMeta, selection: Selection) -> None:
-    source = selection.eval_source
-    if source is None or not source.class_names or not meta.class_names:
-        return
-    if tuple(source.class_names) != tuple(meta.class_names):
-        raise UsageError(
-            f"the model's classes ({', '.join(meta.class_names[:3])}, ...) differ from those of "
-            f"{source.describe()} ({', '.join(source.class_names[:3])}, ...); "
-            "evaluate on data with the model's classes"
-        )
+def _check_classes(meta: ModelMeta, selection: Selection, opts: QuantizeOptions) -> None:
+    """Labels meet the model by class name (see :func:`edgeres.data.align_labels`); fail early."""
+    from edgeres.data import align_labels
+
+    tuned = len(selection.tune_indices) > 0
+    for source in (selection.eval_source, selection.calib_source if tuned else None):
+        if source is not None:
+            align_labels(
+                source, meta.class_names, meta.num_classes, ignore_unknown=opts.ignore_unknown_classes
+            )
 
 
 def quantize(
@@ -193,7 +195,7 @@ def quantize(
             extra=opts.training_record if opts.training_record is not None else loaded.extra,
             tune=opts.auto_method or opts.max_drop is not None,
         )
-        _check_classes(meta, selection)
+        _check_classes(meta, selection, opts)
     fp32 = _fp32_onnx(loaded, out_dir, Path(model).stem)  # after the data checks: nothing written on bad data
     model_hash = model_sha256(fp32)
     base = Path(output) if output else Path(model).with_name(Path(model).stem + ".int8.onnx")
@@ -254,15 +256,20 @@ def _evaluate_all(
 ) -> QuantizeReport:
     from dataclasses import replace
 
+    from edgeres.data import align_labels
     from edgeres.evaluate import agreement, evaluate
     from edgeres.runners import OnnxRuntimeRunner
 
     source = selection.eval_source
     assert source is not None
+    classes = align_labels(
+        source, meta.class_names, meta.num_classes, ignore_unknown=opts.ignore_unknown_classes
+    )
 
     def run(path: Path, target: str = "fp32") -> Any:
         runner = OnnxRuntimeRunner(path, threads=opts.threads, disabled_optimizers=faithful_to(target))
-        return evaluate(runner, source, selection.eval_indices, meta.preprocessing, progress=opts.progress)
+        pre = meta.preprocessing
+        return evaluate(runner, source, selection.eval_indices, pre, progress=opts.progress, classes=classes)
 
     base = run(report.fp32_onnx)
     targets = []

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError, UsageError
 from edgeres.quantize.selection import select_images
 from edgeres.quantize.settings import CalibrationSettings
 from edgeres.quantize.workflow import QuantizeOptions, output_paths, quantize, resolve_targets
@@ -153,10 +153,21 @@ def test_evaluating_on_other_classes_is_refused(resnet20_checkpoint: Path, tmp_p
         labels=np.arange(40) % 10,
         class_names=names,
     )
-    with pytest.raises(UsageError, match="differ from those of"):
+    with pytest.raises(EdgeresError, match="10 class\\(es\\) the model does not have: 'c0', 'c1'"):
         quantize(
             resnet20_checkpoint, tmp_path / "q.onnx", QuantizeOptions(calib=str(path), eval_data=str(path))
         )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz"]  # nothing written
+
+
+def test_evaluation_matches_the_data_classes_to_the_model_by_name(tmp_path: Path) -> None:
+    """The model's classes are zebra, apple, mango: sorted folder order would score 0%."""
+    from tests.data.colour_model import colour_checkpoint, colour_folder
+
+    model = colour_checkpoint(tmp_path / "m.pt")
+    data = str(colour_folder(tmp_path / "data", {"apple": 10, "mango": 10, "zebra": 10}))
+    report = quantize(model, tmp_path / "q.onnx", QuantizeOptions(calib=data, eval_data=data, progress=False))
+    assert report.fp32_top1 == 1.0 and report.eval_images == 3
 
 
 def test_tensorrt_layout_is_evaluated_with_excluded_convs_kept_float(
