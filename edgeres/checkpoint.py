@@ -71,7 +71,11 @@ def read_checkpoint(payload: Mapping[str, Any], path: Path) -> tuple[ModelMeta, 
     state = payload.get("state_dict")
     if not isinstance(state, Mapping):
         raise EdgeresError(f"{path} is an edgeres checkpoint without weights; re-save it with edgeres")
-    return ModelMeta.from_dict(payload.get("meta") or {}), dict(state)
+    try:
+        meta = ModelMeta.from_dict(payload.get("meta") or {})
+    except EdgeresError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+    return meta, dict(state)
 
 
 def create_checkpoint(

@@ -3,7 +3,8 @@
 Accepted: an edgeres checkpoint, a TorchScript archive, a torch.export ``.pt2``
 program, a bare state_dict plus an architecture name, and an ONNX file (handed
 through to the ONNX stages). A whole pickled ``nn.Module`` can only be read by
-running code from the file, so it is refused unless the caller opts in.
+running code from the file, so it is refused unless the caller opts in;
+TorchScript and ``.pt2`` programs are first checked by :mod:`edgeres.model_safety`.
 """
 
 from __future__ import annotations
@@ -112,9 +113,9 @@ def load_model(
         )
         return LoadedModel(path, "onnx", meta)
     if kind == "torchscript":
-        return _load_torchscript(path, arch, overrides)
+        return _load_torchscript(path, arch, overrides, unsafe_pickle)
     if kind == "exported_program":
-        return _load_exported(path, arch, overrides)
+        return _load_exported(path, arch, overrides, unsafe_pickle)
     return _load_pickled(path, arch, overrides, unsafe_pickle, arch_options or {})
 
 
@@ -164,9 +165,9 @@ def _torch_load(path: Path, **kwargs: Any) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", **kwargs)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        if "weights_only" in str(exc) and "TorchScript" in str(exc):
-            raise
+    except pickle.UnpicklingError:
+        raise
+    except Exception as exc:  # torch.load raises many types (IndexError, EOFError...) for damaged data
         raise EdgeresError(
             f"'{path}' could not be read as a PyTorch file ({_first_line(exc)}); it may be truncated or "
             "corrupt: re-save or re-download it"
@@ -183,11 +184,17 @@ def _load_pickled(
     try:
         obj = _torch_load(path, weights_only=True)
     except pickle.UnpicklingError as exc:
+        from edgeres.model_safety import TRUST_HINT, is_wellformed_pickle
+
+        if not is_wellformed_pickle(path):
+            raise EdgeresError(
+                f"'{path}' is damaged (it is not a readable PyTorch file); re-save or re-download it"
+            ) from exc
         if not unsafe_pickle:
             raise EdgeresError(
                 f"'{path}' holds a pickled Python object (probably a whole nn.Module), which can only be "
-                "read by running code from the file; re-save it with torch.save(model.state_dict(), ...) "
-                "or torch.jit.save(torch.jit.script(model), ...), or pass --unsafe-pickle if you trust it"
+                "read by running code from the file; re-save its weights with "
+                f"torch.save(model.state_dict(), ...) and name --arch, or {TRUST_HINT}"
             ) from exc
         return _load_unsafe(path, arch, overrides)
     if is_checkpoint(obj):
@@ -236,6 +243,7 @@ def _build(path: Path, fmt: SourceFormat, meta: ModelMeta, state: Mapping[str, t
     if meta.arch is None:
         raise UsageError(f"'{path}' does not record its architecture; name it with --arch")
     model = get_model(meta.arch, num_classes=meta.num_classes, **dict(meta.arch_options))
+    _check_shapes(path, meta, model.state_dict(), state)
     result = model.load_state_dict(state, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
@@ -247,24 +255,69 @@ def _build(path: Path, fmt: SourceFormat, meta: ModelMeta, state: Mapping[str, t
     return LoadedModel(path, fmt, meta, model)
 
 
-def _load_torchscript(path: Path, arch: str | None, overrides: MetaOverrides) -> LoadedModel:
+def _check_shapes(
+    path: Path, meta: ModelMeta, expected: Mapping[str, torch.Tensor], state: Mapping[str, Any]
+) -> None:
+    """One line naming the first tensor whose shape does not fit, before load_state_dict raises."""
     import torch
 
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise EdgeresError(f"'{path}' holds {type(value).__name__} under {key!r}, not a tensor")
+        want = expected.get(key)
+        if want is not None and tuple(want.shape) != tuple(value.shape):
+            raise EdgeresError(
+                f"the weights in '{path}' do not fit {meta.arch} with {meta.num_classes} classes: {key} is "
+                f"{_shape(value)} in the file but {_shape(want)} in the model; check --arch and --num-classes"
+            )
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(str(d) for d in t.shape) or "a scalar"
+
+
+def _load_torchscript(path: Path, arch: str | None, overrides: MetaOverrides, trusted: bool) -> LoadedModel:
+    import torch
+
+    from edgeres import model_safety
+
+    if not trusted:
+        with zipfile.ZipFile(path) as zf:
+            model_safety.check_torchscript_archive(path, zf.namelist())
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as exc:
         raise EdgeresError(f"'{path}' is a damaged TorchScript archive ({_first_line(exc)})") from exc
+    if not trusted:
+        model_safety.check_torchscript_ops(module, path)
     module.eval()
     meta = overrides.apply(_default_meta(arch, overrides.num_classes, source=str(path)))
     return LoadedModel(path, "torchscript", meta, module)
 
 
-def _load_exported(path: Path, arch: str | None, overrides: MetaOverrides) -> LoadedModel:
+def _load_exported(path: Path, arch: str | None, overrides: MetaOverrides, trusted: bool) -> LoadedModel:
+    import contextlib
+
     import torch
 
+    from edgeres import model_safety
+
+    if not trusted:
+        try:
+            model_safety.check_pt2_archive(path)
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+            raise EdgeresError(f"'{path}' is a damaged torch.export program ({_first_line(exc)})") from exc
+    guard = contextlib.nullcontext() if trusted else model_safety.forced_weights_only()
     try:
-        module = torch.export.load(str(path)).module()
+        with guard:
+            program = torch.export.load(str(path))
     except Exception as exc:  # torch.export raises many types for a damaged archive
+        raise EdgeresError(f"'{path}' is a damaged torch.export program ({_first_line(exc)})") from exc
+    if not trusted:
+        model_safety.check_exported_ops(program.graph_module, path)
+    try:
+        module = program.module()
+    except Exception as exc:
         raise EdgeresError(f"'{path}' is a damaged torch.export program ({_first_line(exc)})") from exc
     meta = overrides.apply(_default_meta(arch, overrides.num_classes, source=str(path)))
     return LoadedModel(path, "exported_program", meta, _frozen_mode(module))

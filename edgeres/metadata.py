@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,14 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+
+#: Largest input height or width accepted, in pixels: one 4096x4096 RGB image is
+#: already 200 MB as float32, so larger declared sizes are damage, not models.
+MAX_INPUT_SIDE = 4096
+#: Largest shorter-side resize before the center crop.
+MAX_RESIZE = 2 * MAX_INPUT_SIDE
+#: Largest number of classes accepted (the biggest public label sets have ~22k).
+MAX_NUM_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -36,13 +46,23 @@ class Preprocessing:
     resize: int | None = None
 
     def __post_init__(self) -> None:
-        h, w = self.input_size
+        size = self.input_size
+        if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_whole(v) for v in size):
+            raise UsageError(f"input size must be two whole numbers (height, width), got {size!r}")
+        h, w = size
         if h <= 0 or w <= 0:
             raise UsageError(f"input size must be positive, got {h}x{w}")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise UsageError("mean and std need three values, one per RGB channel")
+        if h > MAX_INPUT_SIDE or w > MAX_INPUT_SIDE:
+            raise UsageError(f"input size {h}x{w} is larger than edgeres accepts ({MAX_INPUT_SIDE} per side)")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != 3:
+                raise UsageError("mean and std need three values, one per RGB channel")
+            if not all(isinstance(v, numbers.Real) and math.isfinite(v) for v in values):
+                raise UsageError(f"{name} values must be finite numbers, got {values!r}")
         if any(s <= 0 for s in self.std):
             raise UsageError(f"std values must be positive, got {self.std}")
+        if self.resize is not None and (not _is_whole(self.resize) or not 0 < self.resize <= MAX_RESIZE):
+            raise UsageError(f"resize must be a whole number from 1 to {MAX_RESIZE}, got {self.resize!r}")
 
     @property
     def resize_to(self) -> int:
@@ -76,8 +96,19 @@ class ModelMeta:
     provenance: Provenance = field(default_factory=Provenance)
 
     def __post_init__(self) -> None:
+        if self.arch is not None and not isinstance(self.arch, str):
+            raise UsageError(f"the architecture must be a name, got {self.arch!r}")
+        if not _is_whole(self.num_classes):
+            raise UsageError(f"number of classes must be a whole number, got {self.num_classes!r}")
         if self.num_classes <= 0:
             raise UsageError(f"number of classes must be positive, got {self.num_classes}")
+        if self.num_classes > MAX_NUM_CLASSES:
+            raise UsageError(
+                f"{self.num_classes} classes is more than edgeres accepts ({MAX_NUM_CLASSES}); "
+                "the model or its metadata is damaged"
+            )
+        if not all(isinstance(c, str) for c in self.class_names):
+            raise UsageError("class names must be text")
         if self.class_names and len(self.class_names) != self.num_classes:
             raise UsageError(
                 f"{len(self.class_names)} class names given for a model with "
@@ -105,23 +136,29 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelMeta:
+        """Read metadata stored in a file, checking every field's type and range."""
         try:
-            pre = dict(d.get("preprocessing") or {})
+            d = _mapping(d, "the metadata")
+            pre = dict(_mapping(d.get("preprocessing") or {}, "preprocessing"))
             if "input_size" in pre:
                 pre["input_size"] = _pair(pre["input_size"])
             for key in ("mean", "std"):
                 if key in pre:
-                    pre[key] = tuple(float(v) for v in pre[key])
-            prov = dict(d.get("provenance") or {})
+                    pre[key] = tuple(_number(v, key) for v in _list(pre[key], key))
+            names = _list(d.get("class_names") or [], "class_names")
+            if not all(isinstance(c, str) for c in names):
+                raise ValueError("class_names is not a list of names")
+            if "num_classes" not in d:
+                raise ValueError("num_classes is missing")
             return cls(
                 arch=d.get("arch"),
-                num_classes=int(d["num_classes"]),
-                class_names=tuple(str(c) for c in d.get("class_names") or ()),
-                arch_options=dict(d.get("arch_options") or {}),
+                num_classes=d["num_classes"],
+                class_names=tuple(names),
+                arch_options=dict(_mapping(d.get("arch_options") or {}, "arch_options")),
                 preprocessing=Preprocessing(**pre),
-                provenance=Provenance(**prov),
+                provenance=Provenance(**_mapping(d.get("provenance") or {}, "provenance")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (TypeError, ValueError, UsageError) as exc:
             raise UsageError(f"model metadata is malformed ({exc}); re-create the file with edgeres") from exc
 
     @classmethod
@@ -135,14 +172,38 @@ class ModelMeta:
         return dataclasses.replace(self, **changes)
 
 
+def _is_whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} is a {type(value).__name__}, not a mapping")
+    return value
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{what} is a {type(value).__name__}, not a list")
+    return list(value)
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{what} holds {value!r}, not a finite number")
+    return float(value)
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        return (value, value)
-    items = tuple(int(v) for v in value)
+    if _is_whole(value):
+        return (value, value)  # type: ignore[return-value]
+    items = tuple(_list(value, "input_size"))
+    if not all(_is_whole(v) for v in items):
+        raise UsageError(f"input size needs whole numbers, got {list(items)}")
     if len(items) == 1:
         return (items[0], items[0])
     if len(items) != 2:
-        raise UsageError(f"input size needs one or two numbers, got {list(value)}")
+        raise UsageError(f"input size needs one or two numbers, got {list(items)}")
     return (items[0], items[1])
 
 

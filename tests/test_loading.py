@@ -148,3 +148,61 @@ def test_preprocessing_override_validation() -> None:
         MetaOverrides(std=(0.0, 1.0, 1.0)).apply(
             ModelMeta(arch=None, num_classes=2, preprocessing=Preprocessing())
         )
+
+
+def test_weights_of_the_wrong_shape_name_the_tensor(run_cli, tmp_path: Path) -> None:
+    path = tmp_path / "sd.pth"
+    torch.save(get_model("resnet20", num_classes=10).state_dict(), path)
+    with pytest.raises(EdgeresError, match=r"fc\.weight is 10x64 in the file but 7x64 in the model") as info:
+        load_model(path, "resnet20", overrides=MetaOverrides(num_classes=7))
+    assert "\n" not in str(info.value)
+    r = run_cli("inspect", str(path), "--arch", "resnet20", "--num-classes", "7")
+    assert r.code == 1 and r.err.count("\n") == 1 and "fc.weight" in r.err and "Traceback" not in r.err
+
+
+def _checkpoint_with_meta(tmp_path: Path, meta: object) -> Path:
+    from edgeres.checkpoint import FORMAT
+
+    path = tmp_path / "ckpt.pt"
+    state = get_model("resnet20", num_classes=10).state_dict()
+    torch.save({"format": FORMAT, "format_version": 1, "meta": meta, "state_dict": state}, path)
+    return path
+
+
+_GOOD = {"arch": "resnet20", "num_classes": 10}
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        (["resnet20", 10], "not a mapping"),
+        ({**_GOOD, "num_classes": float("inf")}, "whole number"),
+        ({**_GOOD, "num_classes": float("nan")}, "whole number"),
+        ({**_GOOD, "num_classes": -3}, "positive"),
+        ({**_GOOD, "num_classes": "10"}, "whole number"),
+        ({**_GOOD, "num_classes": 300_000_000}, "more than edgeres accepts"),
+        ({**_GOOD, "arch": ["resnet20"]}, "architecture must be a name"),
+        ({**_GOOD, "class_names": "airplane"}, "not a list"),
+        ({**_GOOD, "class_names": [1] * 10}, "not a list of names"),
+        ({**_GOOD, "preprocessing": {"input_size": [32, 32, 3]}}, "one or two numbers"),
+        ({**_GOOD, "preprocessing": {"input_size": [32.5, 32]}}, "whole numbers"),
+        ({**_GOOD, "preprocessing": {"input_size": [100000, 100000]}}, "larger than edgeres accepts"),
+        ({**_GOOD, "preprocessing": "32x32"}, "not a mapping"),
+    ],
+)
+def test_malformed_checkpoint_metadata(run_cli, tmp_path: Path, meta: object, message: str) -> None:
+    path = _checkpoint_with_meta(tmp_path, meta)
+    with pytest.raises(EdgeresError, match=message) as info:
+        load_model(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    r = run_cli("inspect", str(path))
+    assert r.code != 0 and r.err.startswith("error: ") and r.err.count("\n") == 1
+
+
+def test_oversized_flags_are_refused_before_building(tmp_path: Path) -> None:
+    path = tmp_path / "sd.pth"
+    torch.save(get_model("resnet20", num_classes=10).state_dict(), path)
+    with pytest.raises(UsageError, match="larger than edgeres accepts"):
+        load_model(path, "resnet20", overrides=MetaOverrides(input_size=(100000, 100000)))
+    with pytest.raises(UsageError, match="more than edgeres accepts"):
+        load_model(path, "resnet20", overrides=MetaOverrides(num_classes=300_000_000))

@@ -58,3 +58,18 @@ def test_malformed_metadata_is_a_user_error() -> None:
         ModelMeta.from_dict({"arch": "x"})
     with pytest.raises(UsageError, match="not valid JSON"):
         ModelMeta.from_json("{")
+
+
+def test_declared_sizes_have_documented_limits() -> None:
+    from edgeres.metadata import MAX_INPUT_SIDE, MAX_NUM_CLASSES
+
+    Preprocessing(input_size=(MAX_INPUT_SIDE, MAX_INPUT_SIDE))
+    ModelMeta(arch=None, num_classes=MAX_NUM_CLASSES)
+    with pytest.raises(UsageError, match="larger than edgeres accepts"):
+        Preprocessing(input_size=(MAX_INPUT_SIDE + 1, 8))
+    with pytest.raises(UsageError, match="more than edgeres accepts"):
+        ModelMeta(arch=None, num_classes=MAX_NUM_CLASSES + 1)
+    with pytest.raises(UsageError, match="finite"):
+        Preprocessing(std=(float("inf"), 1.0, 1.0))
+    with pytest.raises(UsageError, match="malformed"):
+        ModelMeta.from_dict([1, 2])  # type: ignore[arg-type]

@@ -38,8 +38,11 @@ model_options = compose(
     click.option("--std", help="Normalization std per RGB channel [default: ImageNet 0.229,0.224,0.225]."),
     click.option(
         "--unsafe-pickle",
+        "--trust-model",
+        "unsafe_pickle",
         is_flag=True,
-        help="Allow a file that holds a whole pickled nn.Module. Runs code from the file: trust it first.",
+        help="Trust the model file: read a pickled nn.Module, and TorchScript or .pt2 programs with "
+        "operations beyond an image classifier's. Runs code from the file (see docs/security.md).",
     ),
 )
 

@@ -139,3 +139,54 @@ def test_corrupt_file_rejected(tmp_path: Path, content: bytes) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         read_onnx_meta(tmp_path / "nope.onnx")
+
+
+def _with_meta(model: onnx.ModelProto, value: str) -> onnx.ModelProto:
+    model.metadata_props.add(key=META_KEY, value=value)
+    return model
+
+
+@pytest.mark.parametrize(
+    "stored, message",
+    [
+        ("[1, 2]", "not a mapping"),
+        ('{"num_classes": "4"}', "whole number"),
+        ('{"num_classes": 4, "arch": 7}', "architecture must be a name"),
+        ('{"num_classes": 4, "class_names": "abcd"}', "not a list"),
+        ('{"num_classes": 4, "preprocessing": {"input_size": [[8, 8]]}}', "whole numbers"),
+        ('{"num_classes": 4, "preprocessing": {"mean": [NaN, 0, 0]}}', "finite"),
+        ('{"num_classes": 4, "preprocessing": {"input_size": 100000}}', "larger than edgeres accepts"),
+        ('{"num_classes": 300000000}', "more than edgeres accepts"),
+    ],
+)
+def test_malformed_or_oversized_stored_metadata(tmp_path: Path, stored: str, message: str) -> None:
+    path = _save(_with_meta(_classifier(classes="K"), stored), tmp_path / "m.onnx")
+    with pytest.raises(UsageError, match=message) as info:
+        read_onnx_meta(path)
+    assert "\n" not in str(info.value)
+
+
+def test_huge_fixed_input_dims_are_refused(tmp_path: Path) -> None:
+    path = _save(_classifier(100000, 100000), tmp_path / "huge.onnx")
+    with pytest.raises(UsageError, match="100000x100000 is larger than edgeres accepts"):
+        read_onnx_meta(path)
+    with pytest.raises(UsageError, match="larger than edgeres accepts"):
+        read_onnx_meta(_save(_classifier("H", "W"), tmp_path / "dyn.onnx"), input_size=(9000, 9000))
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret.bin").write_bytes(np.ones(12, dtype=np.float32).tobytes())
+    model = _classifier()
+    weight = model.graph.initializer[0]
+    weight.ClearField("raw_data")
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "../secret.bin"), ("offset", "0"), ("length", "48")):
+        weight.external_data.add(key=key, value=value)
+    (tmp_path / "model").mkdir()
+    path = _save(model, tmp_path / "model" / "m.onnx")
+    from edgeres.export.onnx_meta import load_onnx
+
+    with pytest.raises(EdgeresError, match="points outside the directory") as info:
+        load_onnx(path, load_weights=True)
+    assert "\n" not in str(info.value) and "not a valid ONNX model" in str(info.value)
