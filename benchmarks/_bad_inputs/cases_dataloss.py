@@ -136,7 +136,6 @@ def data_loss() -> list[Case]:
             "-o names the calibration manifest being read",
         ),
         _same("export-output-is-input", ["export", "in/m.pt", "-o", "in/m.pt"], "-o names the checkpoint"),
-        _same("export-output-dot-slash", ["export", "in/m.pt", "-o", "./in/m.pt"], "same, ./ prefix"),
         _same(
             "convert-fp16-output-is-input",
             ["convert-fp16", "in/m.onnx", "-o", "in/m.onnx"],
@@ -146,21 +145,6 @@ def data_loss() -> list[Case]:
             "eval-json-onto-model",
             ["eval", "in/m.onnx", "--data", "in/data", "--json", "in/m.onnx", "--no-progress"],
             "--json names the model",
-        ),
-        _same(
-            "eval-json-onto-compare",
-            [
-                "eval",
-                "in/q.onnx",
-                "--data",
-                "in/data",
-                "--compare",
-                "in/m.onnx",
-                "--json",
-                "in/m.onnx",
-                "--no-progress",
-            ],
-            "--json names the --compare model",
         ),
         _same(
             "bench-json-onto-model",
@@ -177,13 +161,6 @@ def data_loss() -> list[Case]:
             ["report", "in/eval.json", "-o", "in/eval.json"],
             "-o names a result file being read",
             ok=(1, 2),
-        ),
-        _same(
-            "create-output-onto-onnx-hardlink",
-            ["create", "resnet20", "-o", "in/hard.onnx"],
-            "create over a hard link of another input",
-            setup=_hard,
-            ok=(0, 1, 2),
         ),
         Case(
             "pipeline-two-runs-one-folder",

@@ -101,25 +101,11 @@ def memory() -> list[Case]:
         ),
         Case("ckpt-300M-classes-eval", "memory", ["eval", "in/big.pt", *_DATA], expect(1), setup=huge),
         Case(
-            "ckpt-300M-classes-export",
-            "memory",
-            ["export", "in/big.pt", "-o", "out/x.onnx"],
-            expect(1),
-            setup=huge,
-        ),
-        Case(
             "ckpt-input-100000-eval",
             "memory",
             ["eval", "in/big.pt", *_DATA],
             expect(1),
             "metadata input size 100000x100000",
-            setup=big_in,
-        ),
-        Case(
-            "ckpt-input-100000-export",
-            "memory",
-            ["export", "in/big.pt", "-o", "out/x.onnx"],
-            expect(1),
             setup=big_in,
         ),
         Case(
@@ -148,12 +134,6 @@ def memory() -> list[Case]:
             "input-size-flag-100000-eval",
             "memory",
             ["eval", "in/m.pt", "--input-size", "100000x100000", *_DATA],
-            expect(1, 2),
-        ),
-        Case(
-            "input-size-flag-100000-export",
-            "memory",
-            ["export", "in/m.pt", "--input-size", "100000x100000", "-o", "out/x.onnx"],
             expect(1, 2),
         ),
         Case(

@@ -12,16 +12,13 @@ def usage() -> list[Case]:
         "missing-argument": ["eval"],
         "missing-required-option": ["eval", "in/m.onnx"],
         "bad-choice": ["bench", "in/m.onnx", "--backend", "xx"],
-        "bad-method": ["quantize", "in/m.onnx", "--method", "best"],
         "unknown-command": ["nosuchcommand"],
         "not-an-integer": ["export", "in/m.pt", "--opset", "abc"],
         "below-range": ["create", "resnet20", "--num-classes", "0", "-o", "out/c.pt"],
         "train-missing-arch": ["train", "--data", "in/data", "--epochs", "1", "-o", "out/t"],
-        "calib-set-missing-output": ["calib-set", "in/data"],
         "experiment-unknown-option": ["experiment", "degradation", "--bogus"],
         "export-opset-too-old": ["export", "in/m.pt", "--opset", "9", "-o", "out/x.onnx"],
         "build-engine-bad-batch": ["build-engine", "in/m.onnx", "--batch", "8:1:x", "-o", "out/x.engine"],
-        "models-bad-family": ["models", "--family", "vit"],
         "info-extra-argument": ["info", "extra"],
     }
     return [

@@ -170,9 +170,10 @@ _PROGRESS = re.compile(r"\d+%\||\|\s*\d+/\d+|\d+(\.\d+)?(it|batch|img)/s")
 
 
 def error_lines(stderr: str) -> list[str]:
-    """stderr lines that are neither blank, 'warning:' lines nor progress-bar redraws."""
+    """stderr lines that are neither blank, 'warning:' / 'info:' lines (the pipeline's stage lines)
+    nor progress-bar redraws."""
     lines = [s.strip() for s in re.split(r"[\r\n]", stderr)]
-    return [s for s in lines if s and not s.startswith("warning:") and not _PROGRESS.search(s)]
+    return [s for s in lines if s and not s.startswith(("warning:", "info:")) and not _PROGRESS.search(s)]
 
 
 def one_line_error(stderr: str) -> bool:
@@ -302,7 +303,7 @@ def judge(case: Case, ctx: Ctx, before: dict[str, str], before_all: set[str]) ->
         problems.append("stderr is not one 'error:' line")
     if tb:
         problems.append("traceback")
-    if "MemoryError" in text:
+    if tb and "MemoryError" in text:
         problems.append("MemoryError")
     if half:
         problems.append("half-written files")
