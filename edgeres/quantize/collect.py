@@ -239,7 +239,7 @@ def collect_statistics(
     except EdgeresError:  # the plan's own errors (unknown tensors) say what to do
         raise
     except Exception as exc:  # protobuf and onnx raise many types for a damaged file
-        raise UsageError(f"cannot read '{path}' as an ONNX model ({exc}); re-export it") from exc
+        raise EdgeresError(f"cannot read '{path}' as an ONNX model ({exc}); re-export it") from exc
     if not plan.tensors:
         raise UsageError("no tensors to calibrate were given; name at least one, or none for all")
     session = calibration_session(model, plan.fetched, path)  # our copy of the model, extended

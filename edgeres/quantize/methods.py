@@ -97,6 +97,10 @@ def percentile_threshold(hist: StreamingHistogram, percentile: float) -> float:
     return min((j + fraction) * hist.bin_width, hist.absmax)
 
 
+#: Divergences closer than this to the least one count as equal to it (rounding is ~1e-15 at most).
+_KL_TIE = 1e-12
+
+
 @functools.lru_cache(maxsize=8)
 def _level_bounds(num_quantized_bins: int, max_bins: int) -> np.ndarray:
     """Row i - levels: the first bin of each of the levels (and i at the end) for candidate i."""
@@ -160,7 +164,10 @@ def entropy_threshold(hist: StreamingHistogram, num_quantized_bins: int = 128) -
     if counts.sum() == 0:
         return hist.absmax
     kl = kl_divergences(counts, num_quantized_bins)
-    best = len(kl) - 1 - int(np.argmin(kl[::-1]))  # the largest threshold among equals
+    # The largest threshold among equals; the prefix sums leave ~1e-16 of rounding where two
+    # candidates' divergences are equal (e.g. both 0), which must not decide between them.
+    tied = np.flatnonzero(kl <= kl.min() + _KL_TIE)
+    best = int(tied[-1])
     return min((best + num_quantized_bins) * hist.bin_width, hist.absmax)
 
 

@@ -78,7 +78,11 @@ class CalibrationSettings:
                 f"unknown calibration method '{self.method}'; choose one of {', '.join(METHODS)}"
             )
         p = self.percentile
-        if isinstance(p, bool) or not isinstance(p, int | float) or not (50.0 <= p <= 100.0):
+        if (
+            isinstance(p, bool)
+            or not isinstance(p, int | float)
+            or not (math.isfinite(p) and 50.0 <= p <= 100.0)
+        ):
             raise UsageError(f"percentile must be a number from 50 to 100 (e.g. 99.999), got {p!r}")
         for name in ("num_bins", "num_quantized_bins"):
             value = getattr(self, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,8 +53,17 @@ class QuantizeOptions:
     ignore_unknown_classes: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_drop is not None and (self.max_drop < 0 or self.eval_data is None):
-            raise UsageError("--max-drop needs --eval DATA and a non-negative number of top-1 points")
+        d = self.max_drop
+        if d is not None:
+            if isinstance(d, bool) or not isinstance(d, int | float) or not (math.isfinite(d) and d >= 0):
+                raise UsageError(f"--max-drop must be a finite number of top-1 points, at least 0, got {d!r}")
+            if self.eval_data is None:
+                raise UsageError("--max-drop needs --eval DATA to measure the top-1 drop on")
+        for name in ("calib_size", "eval_size", "threads"):
+            n = getattr(self, name)
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} must be a whole number of at least 1, got {n!r}")
         if self.calib is None and (self.calib_cache is None or not Path(self.calib_cache).exists()):
             raise UsageError("give calibration images with --calib, or an existing --calib-cache")
 

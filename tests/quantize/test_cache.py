@@ -22,7 +22,7 @@ def result() -> CalibrationResult:
     ranges = {
         "input": TensorRange("input", -2.1179039478302, 2.640000104904175),
         "/relu/Relu_output_0": TensorRange("/relu/Relu_output_0", 0.0, 1 / 3),
-        "odd name ü": TensorRange("odd name ü", -1e-30, 5e30),
+        "odd name ü": TensorRange("odd name ü", -1e-30, 5e3),
     }
     settings = CalibrationSettings("entropy", num_bins=1024, batch_size=16)
     return CalibrationResult(ranges, 512, "entropy", settings, 12.5, 800.0)
@@ -54,8 +54,9 @@ def test_model_hash_is_the_file_sha256(tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     model.write_bytes(b"abc")
     assert model_sha256(model) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    with pytest.raises(UsageError, match="cannot read model"):
+    with pytest.raises(EdgeresError, match="cannot read model") as err:
         model_sha256(tmp_path / "missing.onnx")
+    assert err.value.exit_code == 1
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_model_hash_is_the_file_sha256(tmp_path: Path) -> None:
         ("DROP:settings", "missing 'settings'"),
         ("DROP:tensors", "missing 'tensors'"),
         ("BAD:lo", "range bound 'x' is not a number"),
-        ("BAD:order", "is empty"),
+        ("BAD:order", "empty range of tensor input: lo 3.0 above hi 1.0"),
         ("BAD:settings", "unknown calibration method"),
         ("BAD:twice", "appears twice"),
     ],
@@ -92,9 +93,10 @@ def test_malformed_caches_say_so(tmp_path: Path, content: str, message: str) -> 
         data["tensors"].append(data["tensors"][0])
         content = json.dumps(data)
     path.write_text(content)
-    with pytest.raises(UsageError, match=message) as err:
+    with pytest.raises(EdgeresError, match=message) as err:
         load_cache(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert err.value.exit_code == 1  # a damaged file, not a wrongly called command
 
 
 def test_newer_format_and_missing_file(tmp_path: Path) -> None:
@@ -102,8 +104,9 @@ def test_newer_format_and_missing_file(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     data["version"] = CACHE_VERSION + 1
     path.write_text(json.dumps(data))
-    with pytest.raises(UsageError, match="newer than this edgeres reads"):
+    with pytest.raises(EdgeresError, match="newer than this edgeres reads") as err:
         load_cache(path)
+    assert err.value.exit_code == 1
     with pytest.raises(UsageError, match="does not exist"):
         load_cache(tmp_path / "none.json")
 

@@ -245,8 +245,9 @@ def test_fixed_batch_models_and_mismatched_inputs(tiny: Path, tmp_path: Path) ->
     with pytest.raises(UsageError, match="takes batches of exactly 2 images but the reader gave 5"):
         collect_statistics(fixed, reader_for(5, batch=5), progress=False)
     big = Preprocessing(input_size=(16, 16), mean=PRE.mean, std=PRE.std)
-    with pytest.raises(UsageError, match=r"could not run tiny\.onnx on a calibration batch"):
+    with pytest.raises(EdgeresError, match=r"could not run tiny\.onnx on a calibration batch") as err:
         collect_statistics(tiny, reader_for(4, pre=big), progress=False)
+    assert err.value.exit_code == 1  # the model or its data failed: not a wrongly called command
 
 
 def test_automatic_batch_size() -> None:
@@ -262,8 +263,9 @@ def test_usage_errors(tiny: Path, tmp_path: Path) -> None:
         collect_statistics(tmp_path / "missing.onnx", reader_for(2), progress=False)
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
-    with pytest.raises(UsageError, match="cannot read"):
+    with pytest.raises(EdgeresError, match="cannot read") as err:
         collect_statistics(broken, reader_for(2), progress=False)
+    assert err.value.exit_code == 1  # a damaged file
 
     class Empty:
         def get_next(self) -> None:
@@ -362,5 +364,8 @@ def test_an_empty_tensor_list_is_refused(tiny: Path) -> None:
 def test_a_damaged_model_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage, not a protobuf of a model")
-    with pytest.raises(UsageError, match=r"cannot read '.*bad\.onnx' as an ONNX model .*re-export it"):
+    with pytest.raises(
+        EdgeresError, match=r"cannot read '.*bad\.onnx' as an ONNX model .*re-export it"
+    ) as err:
         collect_statistics(bad, reader_for(2), progress=False)
+    assert err.value.exit_code == 1 and not isinstance(err.value, UsageError)

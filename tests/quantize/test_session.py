@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError
 from edgeres.quantize.session import calibration_session
 
 TENSORS = ["x", "c1", "r1", "pool", "c2", "sum", "y"]
@@ -72,8 +72,9 @@ def test_channel_counts_with_padding_are_fetched_reordered() -> None:
 
 def test_a_bad_feed_names_the_model() -> None:
     session = calibration_session(conv_model(16), ["c1"], Path("blocked.onnx"))
-    with pytest.raises(UsageError, match=r"could not run blocked\.onnx on a calibration batch"):
+    with pytest.raises(EdgeresError, match=r"could not run blocked\.onnx on a calibration batch") as err:
         session.run({"x": np.zeros((1, 5, 16, 16), np.float32)})
+    assert err.value.exit_code == 1
 
 
 def test_models_too_large_to_save_whole_are_fetched_reordered(monkeypatch: pytest.MonkeyPatch) -> None:
