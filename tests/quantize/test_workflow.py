@@ -11,7 +11,6 @@ import pytest
 
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.quantize.selection import select_images
-from edgeres.quantize.settings import CalibrationSettings
 from edgeres.quantize.workflow import QuantizeOptions, output_paths, quantize, resolve_targets
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -96,18 +95,18 @@ def test_cache_of_another_model_is_refused(resnet20_checkpoint: Path, npz_data: 
         quantize(other, tmp_path / "o.onnx", QuantizeOptions(calib_cache=report.cache, target="cpu"))
 
 
-def test_method_auto_scores_every_method(resnet20_checkpoint: Path, npz_data: str, tmp_path: Path) -> None:
+def test_method_auto_scores_every_method_and_keeps_the_best(fragile_model, tmp_path: Path) -> None:
+    """End to end through quantize(), on a model whose INT8 predictions differ by method."""
+    m = fragile_model
     opts = QuantizeOptions(
-        calib=npz_data,
-        target="cpu",
-        calib_size=64,
-        auto_method=True,
-        settings=CalibrationSettings(method="percentile"),
-        progress=False,
+        calib=m.data, eval_data=m.data, target="tensorrt", calib_size=64, auto_method=True, progress=False
     )
-    report = quantize(resnet20_checkpoint, tmp_path / "q.onnx", opts)
+    report = quantize(m.fp32, tmp_path / "q.onnx", opts)
     assert set(report.method_scores) == {"minmax", "percentile", "entropy", "mse"}
+    assert len(set(report.method_scores.values())) > 1  # a choice that matters
     assert report.method_scores[report.method] == max(report.method_scores.values())
+    props = {p.key: p.value for p in onnx.load(str(report.targets[0].path)).metadata_props}
+    assert json.loads(props["edgeres.quantization"])["method"] == report.method  # the model is the chosen one
 
 
 def test_bad_requests(resnet20_checkpoint: Path, npz_data: str, tmp_path: Path) -> None:
@@ -119,28 +118,27 @@ def test_bad_requests(resnet20_checkpoint: Path, npz_data: str, tmp_path: Path) 
         quantize(resnet20_checkpoint, tmp_path / "missing" / "q.onnx", QuantizeOptions(calib=npz_data))
 
 
-def test_max_drop_keeps_weighted_layers_in_float(
-    resnet20_checkpoint: Path, npz_data: str, tmp_path: Path
-) -> None:
+def test_max_drop_keeps_the_sensitive_layer_in_float(fragile_model, tmp_path: Path) -> None:
+    """End to end: the drop does not fit in all-INT8, every weighted layer is ranked, the fragile one kept."""
     from edgeres.quantize.tuning import weighted_nodes
 
+    m = fragile_model
     opts = QuantizeOptions(
-        calib=npz_data, target="cpu", calib_size=64, eval_data=npz_data, max_drop=0.0, progress=False
+        calib=m.data, eval_data=m.data, target="tensorrt", calib_size=64, max_drop=15.0, progress=False
     )
-    report = quantize(resnet20_checkpoint, tmp_path / "q.onnx", opts)
+    report = quantize(m.fp32, tmp_path / "q.onnx", opts)
     (target,) = report.targets
-    assert set(target.excluded_nodes) <= set(weighted_nodes(report.fp32_onnx))
+    assert target.excluded_nodes == (m.fragile,)
+    assert set(target.sensitivity) == set(weighted_nodes(report.fp32_onnx))
+    assert all(-1.0 <= g <= 1.0 for g in target.sensitivity.values())
+    assert report.to_dict()["targets"][0]["sensitivity"] == target.sensitivity
+    assert target.drop is not None and target.drop <= 15.0
     graph = onnx.load(str(target.path)).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     by_name = {n.name: n for n in graph.node}
-    for name in target.excluded_nodes:  # kept in float: weights straight from an initializer
-        assert by_name[name].input[1] not in dequantized
+    assert by_name[m.fragile].input[1] not in dequantized  # kept in float: weights from an initializer
     quantized = [n for n in graph.node if n.op_type == "Conv" and n.input[1] in dequantized]
-    assert len(quantized) + len(target.excluded_nodes) >= 19
-    if target.excluded_nodes:  # the drop did not fit at once: every weighted layer was ranked
-        assert set(target.sensitivity) == set(weighted_nodes(report.fp32_onnx))
-        assert all(-1.0 <= g <= 1.0 for g in target.sensitivity.values())
-        assert report.to_dict()["targets"][0]["sensitivity"] == target.sensitivity
+    assert len(quantized) == 19 - 1
 
 
 def test_evaluating_on_other_classes_is_refused(resnet20_checkpoint: Path, tmp_path: Path) -> None:
