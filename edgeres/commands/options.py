@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,22 @@ model_options = compose(
         help="Allow a file that holds a whole pickled nn.Module. Runs code from the file: trust it first.",
     ),
 )
+
+
+def classes_file(classes: str | None) -> str | None:
+    """``--classes`` when it names a file (an input the command must not overwrite)."""
+    return classes if classes and Path(classes).is_file() else None
+
+
+def refuse_overwrite(
+    outputs: Sequence[tuple[str, Any]],
+    inputs: Sequence[tuple[str, Any]],
+    folders: Sequence[tuple[str, Any]] = (),
+) -> None:
+    """Refuse, before any work, an output that is one of the inputs (see :mod:`edgeres.outputs`)."""
+    from edgeres.outputs import refuse_overwrite_of_inputs
+
+    refuse_overwrite_of_inputs(outputs, inputs, input_folders=folders)
 
 
 def class_names(classes: str | None) -> tuple[str, ...] | None:
