@@ -8,6 +8,7 @@ into a folder first removes the ones whose process is gone (or that are a day ol
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -59,9 +60,40 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) ->
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
+        reason = _machine_failure(exc, directory)  # before the unlink frees the space again
         tmp.unlink(missing_ok=True)
+        if reason is not None:
+            raise EdgeresError(f"cannot write '{target}': {reason}") from exc
         raise
+
+
+#: The file system refused the bytes: full, over quota, read-only, not permitted.
+_MACHINE_ERRNOS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space"}
+_MACHINE_ERRNOS.update(dict.fromkeys((errno.EROFS, errno.EACCES, errno.EPERM), "choose a writable folder"))
+
+
+def _machine_failure(exc: BaseException, directory: Path) -> str | None:
+    """Why writing failed when the machine, not the data, is to blame; else None.
+
+    Writers such as torch.save report a full disk as a RuntimeError without an errno, so
+    a failed write into a folder with (next to) no free space is reported as a full disk.
+    """
+    if isinstance(exc, EdgeresError) or not isinstance(exc, Exception):
+        return None
+    if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
+        return f"{exc.strerror or os.strerror(exc.errno)}; {_MACHINE_ERRNOS[exc.errno]}"
+    if isinstance(exc, (OSError, RuntimeError)):
+        try:
+            fs = os.statvfs(directory)
+        except OSError:
+            return None
+        if fs.f_bavail * fs.f_frsize < _NEARLY_FULL:
+            return f"{os.strerror(errno.ENOSPC)}; free some space"
+    return None
+
+
+_NEARLY_FULL = 256 * 1024
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:

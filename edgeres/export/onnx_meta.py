@@ -108,7 +108,8 @@ def load_onnx(path: str | os.PathLike[str], *, load_weights: bool = False) -> on
         raise UsageError(f"ONNX model '{path}' does not exist")
     try:
         return onnx.load(str(path), load_external_data=load_weights)
-    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
+    except (DecodeError, ValueError, OSError, RuntimeError, onnx.checker.ValidationError) as exc:
+        # ValidationError: external data (weights in a side file) missing or not a regular file
         text = str(exc).strip().splitlines()
         reason = text[0][:200] if text else type(exc).__name__
         raise EdgeresError(
