@@ -89,7 +89,8 @@ def _os_line(exc: OSError) -> str:
     why = exc.strerror or str(exc)
     if path is None:
         return f"{why}; free some space or choose another output path"
-    hint = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a writable path"
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    hint = "free some space" if full else "check its permissions, or choose another path"
     return f"cannot use '{os.fsdecode(path)}': {why}; {hint}"
 
 

@@ -43,7 +43,18 @@ def files(resnet20_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
     data = json.loads(e.read_text())
     data["result"]["top1"] = "high"
     wrong.write_text(json.dumps(data))
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (root / "images" / c).mkdir(parents=True)
+        for i in range(600):  # a manifest of 1200 lines: more than the tiny disk holds
+            Image.fromarray(rng.integers(0, 255, (2, 2, 3), dtype=np.uint8)).save(
+                root / "images" / c / f"{i}.png"
+            )
     return {
+        "images": root / "images",
         "ckpt": resnet20_checkpoint,
         "onnx": onnx_path,
         "damaged": damaged,
@@ -129,6 +140,8 @@ WRITERS: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {
     "convert-fp16": lambda f, d: ["convert-fp16", str(f["onnx"]), "-o", str(d / "r16.onnx")],
     "quantize": lambda f, d: ["quantize", str(f["onnx"]), "--calib", "digits", "--calib-size", "16",
                               "-o", str(d / "q.onnx"), "--no-progress"],
+    # the manifest writer's own OSError, turned into one line by the CLI
+    "calib-set": lambda f, d: ["calib-set", str(f["images"]), "--size", "1200", "-o", str(d / "c.txt")],
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from edgeres.commands.options import (
     refuse_overwrite,
     sample_images,
 )
+from edgeres.errors import EdgeresError
 
 
 @click.command("export")
@@ -113,6 +114,11 @@ def calib_set_cmd(data: str, size: int, output: str, seed: int) -> None:
     from edgeres.data.calibset import make_calibration_set
 
     refuse_overwrite([("-o", output)], [], [("DATA", data)])
-    result = make_calibration_set(data, size, output, seed=seed)
+    try:
+        result = make_calibration_set(data, size, output, seed=seed)
+    except OSError as exc:  # the manifest's write: name the file (the error itself may not)
+        if exc.filename is not None:
+            raise
+        raise EdgeresError(f"cannot write '{output}': {exc.strerror or exc}") from exc
     counts = ", ".join(f"{k} {v}" for k, v in result.per_class.items())
     click.echo(f"wrote {result.path}: {result.num_images} images ({counts})")
