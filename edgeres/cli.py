@@ -9,9 +9,11 @@ status; ``--debug`` (or EDGERES_DEBUG=1) shows the traceback instead.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -66,6 +68,32 @@ from edgeres.commands import register  # noqa: E402  (the group must exist first
 register(cli)
 
 
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+#: The file system refused a write: a full disk, a read-only folder or file system, a quota.
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    path = exc.ctx.command_path if exc.ctx is not None else "edgeres"
+    return f"{_one_line(exc.format_message())} (run '{path} --help')"
+
+
+def _os_line(exc: OSError) -> str:
+    """``cannot write 'x': No space left on device``: the path the system named, and why."""
+    path = exc.filename if exc.filename is not None else None
+    why = exc.strerror or str(exc)
+    if path is None:
+        return f"{why}; free some space or choose another output path"
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    hint = "free some space" if full else "check its permissions, or choose another path"
+    return f"cannot use '{os.fsdecode(path)}': {why}; {hint}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn user errors into one line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -82,9 +110,20 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # unknown option, missing argument, bad choice: one line, exit 2
+        if isinstance(exc, _NO_ARGS_IS_HELP):  # `edgeres` alone: the help, as asked
+            exc.show()
+            sys.exit(exc.exit_code)
+        click.echo(f"error: {_usage_line(exc)}", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if _DEBUG["on"] or exc.errno not in _MACHINE_ERRNOS:
+            raise
+        click.echo(f"error: {_os_line(exc)}", err=True)
+        sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(0)

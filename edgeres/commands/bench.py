@@ -66,7 +66,7 @@ def bench_cmd(
     (end-to-end, copies included); for TensorRT engines the GPU compute time is
     shown too. A model or batch size that cannot run becomes a row with its
     error. Rows whose times vary by more than 10% (std/mean) get a warning:
-    rerun on a quieter machine. The exit status is 1 only when nothing ran.
+    rerun on a quieter machine. The exit status is 1 when any row failed.
 
     \b
     Examples:
@@ -91,6 +91,9 @@ def bench_cmd(
         device=device,
         precision=precision,
     )
+    from edgeres.commands.options import refuse_overwrite
+
+    refuse_overwrite([("--json", json_out)], [("MODEL", m) for m in models])
     if json_out:
         check_writable(json_out)  # before the benchmark, not after it
     results = [r for model in models for r in benchmark(model, settings)]
@@ -105,6 +108,12 @@ def bench_cmd(
     if json_out:
         report = to_json(results, collect(), threads=threads, settings=settings.to_dict())
         write_text_atomic(json_out, json.dumps(report, indent=2, default=str) + "\n")
-    if not any(r.ok for r in results):
-        first = next(r.error for r in results if r.error)
-        raise EdgeresError(f"no benchmark ran ({first}); see the table above")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        first = next((r.error for r in failed if r.error), "unknown error")
+        what = (
+            "no benchmark ran"
+            if len(failed) == len(results)
+            else f"{len(failed)} of {len(results)} rows failed"
+        )
+        raise EdgeresError(f"{what} ({first}); see the table above")

@@ -56,8 +56,10 @@ def build_engine_cmd(
       edgeres build-engine resnet50.int8.onnx --fp16 --batch 1:8:32 --timing-cache trt.cache
       edgeres build-engine resnet20.int8.onnx --dla-core 0 -o r20.dla.engine
     """
+    from edgeres.commands.options import refuse_overwrite
     from edgeres.engine.build import build_engine
     from edgeres.engine.options import EngineOptions
+    from edgeres.engine.sidecar import sidecar_path
 
     options = EngineOptions.from_strings(
         fp16=fp16,
@@ -68,6 +70,11 @@ def build_engine_cmd(
         builder_optimization_level=opt_level,
         output=output,
         input_size=input_size,
+    )
+    engine = options.engine_path(model)
+    refuse_overwrite(
+        [("-o", engine), ("the engine's sidecar", sidecar_path(engine)), ("--timing-cache", timing_cache)],
+        [("MODEL", model)],
     )
     result = build_engine(model, options, progress=not no_progress)
     click.echo(result.summary())
@@ -90,9 +97,12 @@ def convert_fp16_cmd(model: str, output: str | None, keep_fp32: str | None) -> N
       edgeres convert-fp16 resnet50.onnx
       edgeres convert-fp16 resnet50.int8.onnx -o resnet50.int8fp16.onnx
     """
+    from edgeres.commands.options import refuse_overwrite
     from edgeres.engine.fp16 import DEFAULT_FP32_OPS, convert_fp16
 
     blocked = list(DEFAULT_FP32_OPS) + [op.strip() for op in (keep_fp32 or "").split(",") if op.strip()]
     path = Path(model)
-    out = convert_fp16(path, output or path.with_name(path.stem + ".fp16.onnx"), op_block_list=blocked)
+    target = Path(output) if output else path.with_name(path.stem + ".fp16.onnx")
+    refuse_overwrite([("-o", target)], [("MODEL", path)])
+    out = convert_fp16(path, target, op_block_list=blocked)
     click.echo(f"wrote {out}")

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from edgeres.commands.options import load_from_options, model_options, sample_images
+from edgeres.commands.options import (
+    classes_file,
+    load_from_options,
+    model_options,
+    refuse_overwrite,
+    sample_images,
+)
+from edgeres.errors import EdgeresError
 
 
 @click.command("export")
@@ -59,6 +66,11 @@ def export_cmd(
     """
     from edgeres.export import export_onnx
 
+    output = output or str(Path(model).with_suffix(".onnx"))
+    refuse_overwrite(
+        [("-o", output)],
+        [("MODEL", model), ("--classes", classes_file(opts.get("classes"))), ("--verify-data", verify_data)],
+    )
     loaded = load_from_options(model, **opts)
     module = loaded.require_module()
     real = None
@@ -67,7 +79,7 @@ def export_cmd(
     result = export_onnx(
         module,
         loaded.meta,
-        output or str(Path(model).with_suffix(".onnx")),
+        output,
         opset=opset,
         dynamic_batch=not static_batch,
         fold_bn=not no_fold_bn,
@@ -101,6 +113,12 @@ def calib_set_cmd(data: str, size: int, output: str, seed: int) -> None:
     """
     from edgeres.data.calibset import make_calibration_set
 
-    result = make_calibration_set(data, size, output, seed=seed)
+    refuse_overwrite([("-o", output)], [], [("DATA", data)])
+    try:
+        result = make_calibration_set(data, size, output, seed=seed)
+    except OSError as exc:  # the manifest's write: name the file (the error itself may not)
+        if exc.filename is not None:
+            raise
+        raise EdgeresError(f"cannot write '{output}': {exc.strerror or exc}") from exc
     counts = ", ".join(f"{k} {v}" for k, v in result.per_class.items())
     click.echo(f"wrote {result.path}: {result.num_images} images ({counts})")

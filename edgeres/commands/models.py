@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from edgeres.commands.options import class_names, load_from_options, model_options
+from edgeres.commands.options import (
+    class_names,
+    classes_file,
+    load_from_options,
+    model_options,
+    refuse_overwrite,
+)
 
 
 @click.command("models")
@@ -90,9 +96,11 @@ def create_cmd(
     from edgeres.checkpoint import create_checkpoint
 
     options = {"shortcut": shortcut} if shortcut else {}
+    output = output or f"{arch}.pt"
+    refuse_overwrite([("-o", output)], [("--classes", classes_file(classes))])
     path = create_checkpoint(
         arch,
-        output or f"{arch}.pt",
+        output,
         num_classes=num_classes,
         class_names=class_names(classes) or (),
         seed=seed,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +53,22 @@ ignore_unknown_option = click.option(
     is_flag=True,
     help="Skip (and count) images of classes the model does not have, instead of failing.",
 )
+
+
+def classes_file(classes: str | None) -> str | None:
+    """``--classes`` when it names a file (an input the command must not overwrite)."""
+    return classes if classes and Path(classes).is_file() else None
+
+
+def refuse_overwrite(
+    outputs: Sequence[tuple[str, Any]],
+    inputs: Sequence[tuple[str, Any]],
+    folders: Sequence[tuple[str, Any]] = (),
+) -> None:
+    """Refuse, before any work, an output that is one of the inputs (see :mod:`edgeres.outputs`)."""
+    from edgeres.outputs import refuse_overwrite_of_inputs
+
+    refuse_overwrite_of_inputs(outputs, inputs, input_folders=folders)
 
 
 def class_names(classes: str | None) -> tuple[str, ...] | None:

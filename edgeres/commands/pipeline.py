@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from edgeres.commands.options import class_names, ignore_unknown_option, model_options
+from edgeres.commands.options import (
+    class_names,
+    classes_file,
+    ignore_unknown_option,
+    model_options,
+    refuse_overwrite,
+)
 
 STAGE_NAMES = ("fp16", "quantize", "engines", "eval", "bench", "report")
 
@@ -94,6 +100,16 @@ def pipeline_cmd(
     from edgeres.metadata import parse_input_size, parse_triple
     from edgeres.pipeline import format_summary, load_config, run_pipeline
 
+    refuse_overwrite(
+        [("-o", out)],
+        [
+            ("MODEL", model),
+            ("--config", config_file),
+            ("--calib", calib),
+            ("--eval", eval_data),
+            ("--classes", classes_file(opts.get("classes"))),
+        ],
+    )
     logging.getLogger("edgeres.pipeline").setLevel(logging.INFO)  # one line per stage
     config = load_config(config_file)
     config = config.override("quantize", method=method, target=target, calib_size=calib_size)

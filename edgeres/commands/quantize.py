@@ -9,10 +9,12 @@ from typing import Any
 import click
 
 from edgeres.commands.options import (
+    classes_file,
     ignore_unknown_option,
     load_from_options,
     model_options,
     overrides_from_options,
+    refuse_overwrite,
 )
 
 
@@ -102,6 +104,17 @@ def quantize_cmd(
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.workflow import QuantizeOptions, quantize
 
+    cache_exists = bool(calib_cache) and Path(str(calib_cache)).exists()
+    refuse_overwrite(
+        [("-o", output), ("--json", json_out), ("--calib-cache", None if cache_exists else calib_cache)],
+        [
+            ("MODEL", model),
+            ("--calib", calib),
+            ("--eval", eval_data),
+            ("--classes", classes_file(opts.get("classes"))),
+            ("--calib-cache", calib_cache if cache_exists else None),
+        ],
+    )
     if json_out:
         from edgeres.atomic import check_writable
 
@@ -195,6 +208,15 @@ def eval_cmd(
     from edgeres.evaluate import agreement, evaluate, result_record
     from edgeres.runners import make_runner
 
+    refuse_overwrite(
+        [("--json", json_out)],
+        [
+            ("MODEL", model),
+            ("--data", data),
+            ("--compare", compare),
+            ("--classes", classes_file(opts.get("classes"))),
+        ],
+    )
     if json_out:
         check_writable(json_out)
     loaded = load_from_options(model, **opts)

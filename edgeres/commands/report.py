@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -36,6 +38,14 @@ def report_cmd(results: tuple[str, ...], out_dir: str, title: str | None) -> Non
             "no results given: pass the JSON files written by edgeres eval, bench or quantize --json, "
             "or a folder of them"
         )
+    from edgeres.commands.options import refuse_overwrite
+    from edgeres.report.build import FILES
+    from edgeres.report.inputs import expand_sources
+
+    written = [(f"-o {out_dir}/{name}", Path(out_dir) / name) for name in FILES]
+    # a folder's own earlier report.json is skipped as input, so rewriting it destroys nothing
+    sources = [p for p, explicit in expand_sources(results) if explicit or p.name not in FILES]
+    refuse_overwrite([*written, ("-o", out_dir)], [("result file", p) for p in sources])
     paths = build_report(results, out_dir, title=title)
     click.echo(summary_table(paths.data))
     for path in (paths.markdown, paths.json, paths.html):

@@ -39,7 +39,11 @@ recipe_options = compose(
         "--val-data", help="Separate validation images with the same classes (overrides --val-split)."
     ),
     click.option(
-        "--seed", type=int, default=0, show_default=True, help="Seed of split, init and augmentation."
+        "--seed",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seed of split, init and augmentation.",
     ),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads [default: torch's]."),
@@ -107,8 +111,10 @@ def train_cmd(arch: str, out: str, resume: str | None, overwrite: bool, **opts: 
       edgeres train --arch resnet56 --data ./cifar10/train --epochs 160 -o runs/r56 --resume
       torchrun --nproc_per_node 2 -m edgeres train --arch resnet110 --data ./c10 --epochs 164 -o runs/r110
     """
+    from edgeres.commands.options import refuse_overwrite
     from edgeres.train import TrainSettings, train
 
+    refuse_overwrite([("-o", out)], [("--data", opts.get("data")), ("--val-data", opts.get("val_data"))])
     progress = not opts.get("no_progress")
     _epoch_lines(progress)
     settings = TrainSettings(arch=arch, out=out, **_settings_kwargs(opts))  # type: ignore[arg-type]

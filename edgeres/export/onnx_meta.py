@@ -107,9 +107,9 @@ def load_onnx(path: str | os.PathLike[str], *, load_weights: bool = False) -> on
     if not path.is_file():
         raise UsageError(f"ONNX model '{path}' does not exist")
     try:
-        # onnx refuses external data outside the model's folder (ValidationError).
         return onnx.load(str(path), load_external_data=load_weights)
     except (DecodeError, ValueError, OSError, RuntimeError, onnx.checker.ValidationError) as exc:
+        # ValidationError: external data missing, not a regular file, or outside the model's folder
         text = str(exc).strip().splitlines()
         reason = text[0][:200] if text else type(exc).__name__
         raise EdgeresError(

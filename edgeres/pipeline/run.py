@@ -11,6 +11,7 @@ from pathlib import Path
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.pipeline.context import FP32_ONNX, Context
 from edgeres.pipeline.engines import engines_stage
+from edgeres.pipeline.lock import LOCK_NAME, folder_lock
 from edgeres.pipeline.measure import bench_stage, eval_stage, report_stage
 from edgeres.pipeline.results import PipelineResult, StageResult, Status
 from edgeres.pipeline.settings import PipelineConfig
@@ -58,21 +59,39 @@ def run_pipeline(
     config.check()
     _check_max_drop(model, config, calib, eval_data)
     created = _prepare_out(out)
+    try:
+        with folder_lock(out) as lock:
+            try:
+                return _run_locked(model, out, config, calib, eval_data, force, progress)
+            finally:
+                if created and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+                    lock.unlink(missing_ok=True)  # nothing was made: leave no trace
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+def _run_locked(
+    model: Path,
+    out: Path,
+    config: PipelineConfig,
+    calib: str | None,
+    eval_data: str | None,
+    force: bool,
+    progress: bool,
+) -> PipelineResult:
     ctx = Context(model, out, config, calib, eval_data, progress, PipelineState.load(out))
     results: list[StageResult] = []
     blocked: str | None = None
-    try:
-        for number, stage in enumerate(STAGE_DEFS, 1):
-            if blocked is not None:
-                results.append(StageResult(stage.name, Status.SKIPPED, reason=f"not run: {blocked} failed"))
-                continue
-            result = _run_stage(ctx, stage, f"[{number}/{len(STAGE_DEFS)}] {stage.name}", force)
-            results.append(result)
-            if result.status is Status.FAILED:
-                blocked = stage.name
-    finally:
-        if created and not any(out.iterdir()):
-            out.rmdir()  # nothing was made: leave no trace
+    for number, stage in enumerate(STAGE_DEFS, 1):
+        if blocked is not None:
+            results.append(StageResult(stage.name, Status.SKIPPED, reason=f"not run: {blocked} failed"))
+            continue
+        result = _run_stage(ctx, stage, f"[{number}/{len(STAGE_DEFS)}] {stage.name}", force)
+        results.append(result)
+        if result.status is Status.FAILED:
+            blocked = stage.name
     return PipelineResult(out, tuple(results), ctx.report)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,168 +116,263 @@ def read_source(path: Path, *, explicit: bool = True) -> Loaded | None:
         )
     try:
         return _PARSERS[kind](data, path)
+    except _WrongType as exc:
+        raise EdgeresError(
+            f"{kind} result file '{path}' is malformed: field '{exc.field}' should be {exc.expected}, "
+            f"not {_json_type(exc.value)}"
+        ) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise EdgeresError(
             f"{kind} result file '{path}' is malformed ({exc.__class__.__name__}: {exc})"
         ) from None
 
 
-def _accuracy(result: Mapping[str, Any], source: str, **extra: Any) -> Accuracy:
-    per_class = tuple(
-        ClassAccuracy(str(name), int(c["correct"]), int(c["total"]))
-        for name, c in (result.get("per_class") or {}).items()
+class _WrongType(Exception):
+    def __init__(self, field: str, expected: str, value: Any) -> None:
+        super().__init__(field)
+        self.field, self.expected, self.value = field, expected, value
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({json.dumps(value[:40])})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _num(d: Mapping[str, Any], key: str, where: str, *, integer: bool = False) -> Any:
+    """``d[key]`` as a number (None when absent or null); :class:`_WrongType` for anything else."""
+    x = d.get(key)
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or (integer and not float(x).is_integer()):
+        raise _WrongType(f"{where}{key}", "an integer" if integer else "a number", x)
+    return int(x) if integer else float(x)
+
+
+def _text(d: Mapping[str, Any], key: str, where: str) -> str | None:
+    x = d.get(key)
+    if x is None:
+        return None
+    if not isinstance(x, str):
+        raise _WrongType(f"{where}{key}", "a string", x)
+    return x
+
+
+def _required_text(d: Mapping[str, Any], key: str, where: str) -> str:
+    x = _text(d, key, where)
+    if x is None:
+        raise _WrongType(f"{where}{key}", "a string", None)
+    return x
+
+
+def _obj(d: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    x = d.get(key)
+    if x is None:
+        return {}
+    if not isinstance(x, dict):
+        raise _WrongType(f"{where}{key}", "an object", x)
+    return x
+
+
+def _list(d: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    x = d.get(key)
+    if x is None:
+        return []
+    if not isinstance(x, list):
+        raise _WrongType(f"{where}{key}", "a list", x)
+    return x
+
+
+def _texts(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    items = _list(d, key, where)
+    for i, x in enumerate(items):
+        if not isinstance(x, str):
+            raise _WrongType(f"{where}{key}[{i}]", "a string", x)
+    return tuple(items)
+
+
+def _accuracy(result: Mapping[str, Any], source: str, where: str, **extra: Any) -> Accuracy:
+    per_class = []
+    for name, c in _obj(result, "per_class", where).items():
+        if not isinstance(c, dict):
+            raise _WrongType(f"{where}per_class.{name}", "an object", c)
+        at = f"{where}per_class.{name}."
+        per_class.append(
+            ClassAccuracy(str(name), _num(c, "correct", at, integer=True), _num(c, "total", at, integer=True))
+        )
+    images = _num(result, "num_labelled", where, integer=True) or _num(
+        result, "num_images", where, integer=True
     )
     return Accuracy(
-        top1=_float(result.get("top1")),
-        top5=_float(result.get("top5")),
-        images=int(result.get("num_labelled") or result.get("num_images") or 0),
+        top1=_num(result, "top1", where),
+        top5=_num(result, "top5", where),
+        images=images or 0,
         source=source,
-        per_class=per_class,
+        per_class=tuple(per_class),
         **extra,
     )
-
-
-def _float(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
-def _size(x: Any) -> int | None:
-    return None if x is None else int(x)
 
 
 def _eval(data: Mapping[str, Any], path: Path) -> Loaded:
     facts = []
     ref = data.get("reference")
     extra: dict[str, Any] = {}
+    if ref is not None and not isinstance(ref, dict):
+        raise _WrongType("reference", "an object", ref)
     if isinstance(ref, dict):
-        ref_acc = _accuracy(ref["result"], str(path))
+        if not isinstance(ref.get("result"), dict):
+            raise _WrongType("reference.result", "an object", ref.get("result"))
+        ref_model = _required_text(ref, "model", "reference.")
+        ref_acc = _accuracy(ref["result"], str(path), "reference.result.")
         extra = {
-            "reference": str(ref["model"]),
+            "reference": ref_model,
             "reference_top1": ref_acc.top1,
             "reference_per_class": ref_acc.per_class,
-            "agreement": _float(ref.get("agreement")),
+            "agreement": _num(ref, "agreement", "reference."),
         }
         facts.append(
             Fact(
-                str(ref["model"]),
+                ref_model,
                 path,
                 "reference",
-                precision=ref.get("precision"),
-                backend=ref.get("backend"),
-                size_bytes=_size(ref.get("size_bytes")),
+                precision=_text(ref, "precision", "reference."),
+                backend=_text(ref, "backend", "reference."),
+                size_bytes=_num(ref, "size_bytes", "reference.", integer=True),
                 accuracy=ref_acc,
             )
         )
     main = Fact(
-        str(data["model"]),
+        _required_text(data, "model", ""),
         path,
         "eval",
-        precision=data.get("precision"),
-        backend=data.get("backend"),
-        size_bytes=_size(data.get("size_bytes")),
-        accuracy=_accuracy(data["result"], str(path), **extra),
+        precision=_text(data, "precision", ""),
+        backend=_text(data, "backend", ""),
+        size_bytes=_num(data, "size_bytes", "", integer=True),
+        accuracy=_accuracy(data["result"], str(path), "result.", **extra),
     )
     return Loaded(Source(str(path), "eval"), (main, *facts))
 
 
 def _bench(data: Mapping[str, Any], path: Path) -> Loaded:
     facts = []
-    for r in data["results"]:
+    for i, r in enumerate(data["results"]):
+        at = f"results[{i}]."
+        if not isinstance(r, dict):
+            raise _WrongType(f"results[{i}]", "an object", r)
+        batch = _num(r, "batch", at, integer=True)
+        if batch is None:
+            raise _WrongType(f"{at}batch", "an integer", None)
         row = Latency(
-            batch=int(r["batch"]),
-            backend=str(r.get("backend") or "?"),
-            device=str(r.get("device") or "?"),
-            mean_ms=_float(r.get("mean_ms")),
-            median_ms=_float(r.get("median_ms")),
-            p99_ms=_float(r.get("p99_ms")),
-            throughput=_float(r.get("throughput")),
-            cv=_float(r.get("cv")),
+            batch=batch,
+            backend=_text(r, "backend", at) or "?",
+            device=_text(r, "device", at) or "?",
+            mean_ms=_num(r, "mean_ms", at),
+            median_ms=_num(r, "median_ms", at),
+            p99_ms=_num(r, "p99_ms", at),
+            throughput=_num(r, "throughput", at),
+            cv=_num(r, "cv", at),
             noisy=bool(r.get("noisy")),
-            iterations=int(r.get("iterations") or 0),
-            compute_mean_ms=_float(r.get("compute_mean_ms")),
-            error=r.get("error"),
+            iterations=_num(r, "iterations", at, integer=True) or 0,
+            compute_mean_ms=_num(r, "compute_mean_ms", at),
+            error=_text(r, "error", at),
         )
         facts.append(
             Fact(
-                str(r["model"]),
+                _required_text(r, "model", at),
                 path,
                 "bench",
-                bench_precision=r.get("precision"),
+                bench_precision=_text(r, "precision", at),
                 backend=row.backend,
                 latency=row,
             )
         )
     return Loaded(
-        Source(str(path), "bench"), tuple(facts), environment=_environment(data.get("environment") or {})
+        Source(str(path), "bench"), tuple(facts), environment=_environment(_obj(data, "environment", ""))
     )
 
 
 def _environment(env: Mapping[str, Any]) -> Environment:
+    at = "environment."
     gpus = tuple(
         f"{d.get('name', '?')} (sm {d.get('compute_capability', '?')}, {d.get('memory_gib', '?')} GiB)"
         if isinstance(d, dict)
         else str(d)
-        for d in env.get("cuda_devices") or ()
+        for d in _list(env, "cuda_devices", at)
     )
-    jetson = env.get("jetson") or {}
+    jetson = _obj(env, "jetson", at)
     if jetson:
         gpus += tuple(f"Jetson {k}: {v}" for k, v in jetson.items())
-    libraries = tuple((str(k), str(v)) for k, v in (env.get("libraries") or {}).items() if v)
+    libraries = tuple((str(k), str(v)) for k, v in _obj(env, "libraries", at).items() if v)
     return Environment(
-        cpu_model=env.get("cpu_model"),
-        cpu_count=env.get("cpu_count"),
-        cpu_features=tuple(env.get("cpu_features") or ()),
+        cpu_model=_text(env, "cpu_model", at),
+        cpu_count=_num(env, "cpu_count", at, integer=True),
+        cpu_features=_texts(env, "cpu_features", at),
         gpus=gpus,
         libraries=libraries,
-        python=env.get("python"),
-        platform=env.get("platform"),
-        threads=env.get("threads"),
-        providers=tuple(env.get("onnxruntime_providers") or ()),
+        python=_text(env, "python", at),
+        platform=_text(env, "platform", at),
+        threads=_num(env, "threads", at, integer=True),
+        providers=_texts(env, "onnxruntime_providers", at),
     )
 
 
 def _quantize(data: Mapping[str, Any], path: Path) -> Loaded:
-    fp32 = str(data["fp32_onnx"])
-    images = int(data.get("eval_images") or 0)
+    fp32 = _required_text(data, "fp32_onnx", "")
+    images = _num(data, "eval_images", "", integer=True) or 0
+    fp32_top1 = _num(data, "fp32_top1", "")
     fp32_acc = None
-    if data.get("fp32_top1") is not None:
-        fp32_acc = Accuracy(_float(data["fp32_top1"]), _float(data.get("fp32_top5")), images, str(path))
+    if fp32_top1 is not None:
+        fp32_acc = Accuracy(fp32_top1, _num(data, "fp32_top5", ""), images, str(path))
     facts = [Fact(fp32, path, "quantize", precision="fp32", accuracy=fp32_acc)]
-    for t in data["targets"]:
+    for i, t in enumerate(data["targets"]):
+        at = f"targets[{i}]."
+        if not isinstance(t, dict):
+            raise _WrongType(f"targets[{i}]", "an object", t)
         acc: Accuracy | None = None
-        if t.get("top1") is not None:
+        top1 = _num(t, "top1", at)
+        if top1 is not None:
+            per_class = []
+            for n, ct in _obj(t, "per_class", at).items():
+                if not (isinstance(ct, list) and len(ct) == 2 and all(isinstance(v, int) for v in ct)):
+                    raise _WrongType(f"{at}per_class.{n}", "a pair of integers [correct, total]", ct)
+                per_class.append(ClassAccuracy(str(n), ct[0], ct[1]))
             acc = Accuracy(
-                top1=_float(t["top1"]),
-                top5=_float(t.get("top5")),
+                top1=top1,
+                top5=_num(t, "top5", at),
                 images=images,
                 source=str(path),
-                per_class=tuple(
-                    ClassAccuracy(str(n), int(ct[0]), int(ct[1])) for n, ct in _items(t.get("per_class"))
-                ),
+                per_class=tuple(per_class),
                 reference=fp32,
-                reference_top1=_float(data.get("fp32_top1")),
-                agreement=_float(t.get("agreement")),
-                drop=_float(t.get("drop")),
+                reference_top1=fp32_top1,
+                agreement=_num(t, "agreement", at),
+                drop=_num(t, "drop", at),
             )
-        sens = sorted(((str(k), float(v)) for k, v in _items(t.get("sensitivity"))), key=lambda kv: -kv[1])
+        sensitivity = _obj(t, "sensitivity", at)
+        sens = sorted(
+            ((str(k), _num(sensitivity, k, f"{at}sensitivity.")) for k in sensitivity), key=lambda kv: -kv[1]
+        )
         facts.append(
             Fact(
-                str(t["path"]),
+                _required_text(t, "path", at),
                 path,
                 "quantize",
                 precision="int8",
-                target=str(t["target"]),
+                target=_required_text(t, "target", at),
                 accuracy=acc,
                 sensitivity=tuple(sens),
-                kept_float=tuple(str(n) for n in t.get("excluded_nodes") or ()),
+                kept_float=_texts(t, "excluded_nodes", at),
             )
         )
-    arch = (data.get("meta") or {}).get("arch")
+    arch = _text(_obj(data, "meta", ""), "arch", "meta.")
     return Loaded(Source(str(path), "quantize"), tuple(facts), arch=arch)
-
-
-def _items(d: Any) -> Iterable[tuple[Any, Any]]:
-    return d.items() if isinstance(d, dict) else ()
 
 
 _PARSERS = {"eval": _eval, "bench": _bench, "quantize": _quantize}

@@ -16,9 +16,20 @@ from edgeres.report.tables import fmt_pct, table
 __all__ = ["environment_lines", "render_markdown"]
 
 
+#: Characters that start Markdown syntax inline: links and images ``[..](..)``, emphasis,
+#: code, autolinks (``scheme:``), raw-HTML entities are handled by html.escape.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()!#~{}:])")
+_WWW = re.compile(r"(?i)\b(www)\.")
+
+
 def _text(text: str) -> str:
-    """``text`` shown as it is: HTML-special characters escaped, on one line."""
-    return html.escape(text, quote=False).replace("\r", " ").replace("\n", " ")
+    """``text`` shown as it is: HTML and Markdown syntax escaped, on one line.
+
+    A class named ``![](http://host/x.png)`` or ``[x](javascript:...)`` stays text: no image
+    is fetched and no link is made; ``http:`` and ``www.`` are escaped so no autolink forms.
+    """
+    text = html.escape(text, quote=False).replace("\r", " ").replace("\n", " ")
+    return _WWW.sub(r"\1\\.", _MD_SPECIAL.sub(r"\\\1", text))
 
 
 def _md_cell(text: str) -> str:
@@ -93,7 +104,7 @@ def render_markdown(data: ReportData) -> str:
         names = list(dict.fromkeys(c.name for v in changed for c in v.class_changes))
         rows = []
         for name in names:
-            cells = [name]
+            cells = [name]  # escaped as a cell: the class names come from the results
             for v in changed:
                 c = next((c for c in v.class_changes if c.name == name), None)
                 cells.append("-" if c is None else f"{c.change:+.1f}")

@@ -55,3 +55,25 @@ def test_the_accuracy_latency_plot_names_the_backend_of_a_point_measured_elsewhe
     svg = plots["accuracy-latency"].svg
     assert svg is not None
     assert "INT8 (tensorrt/cuda, batch 1)" in svg and "FP32 (onnxruntime/cpu, batch 1)" in svg
+
+
+def test_class_and_file_names_never_become_links_or_images(run_cli, tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    evil = {
+        "![](http://evil.example/pixel.png)": (1, 2),
+        "[x](javascript:alert(1))": (2, 2),
+        "www.evil.example": (1, 2),
+    }
+    e32 = handmade.evaluation(tmp_path / "a.json", "[m](javascript:alert(2)).onnx", evil)
+    e8 = handmade.evaluation(
+        tmp_path / "b.json", "![](http://evil.example/m.int8.onnx)", {k: (2, 2) for k in evil},
+        reference=("[m](javascript:alert(2)).onnx", evil, 0.5),
+    )  # fmt: skip
+    r = run_cli("report", str(e32), str(e8), "-o", str(tmp_path / "rep"), "--title", "[t](javascript:x) _u_")
+    assert r.code == 0, r.err
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<a " not in page and "<img" not in page and "<em>" not in page
+    assert "![](http://evil.example/pixel.png)" in page  # still shown, as text
+    assert "javascript:alert(1)" in page.replace("\\", "")

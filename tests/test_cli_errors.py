@@ -1,0 +1,170 @@
+"""The exit-status rule of docs/errors.md, walked as a table, and one line for a full or read-only disk.
+
+2: the command line has to change (click's own checks included); 1: the input or the
+machine failed. Every failure is one `error: ...` line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.report import handmade
+
+
+@pytest.fixture(scope="module")
+def files(resnet20_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from edgeres.export import export_onnx
+    from edgeres.loading import load_model
+
+    root = tmp_path_factory.mktemp("files")
+    loaded = load_model(resnet20_checkpoint)
+    onnx_path = root / "m.onnx"
+    export_onnx(loaded.require_module(), loaded.meta, onnx_path, verify=False)
+    damaged = root / "damaged.onnx"
+    damaged.write_bytes(onnx_path.read_bytes()[:500])
+    # weights in a side file that is gone
+    import onnx
+
+    proto = onnx.load(str(onnx_path))
+    ext = root / "ext"
+    ext.mkdir()
+    onnx.save_model(
+        proto, str(ext / "w.onnx"), save_as_external_data=True, location="w.data", size_threshold=0
+    )
+    (ext / "w.data").unlink()
+    e = handmade.evaluation(root / "e.json", "m.onnx", {"cat": (1, 2)})
+    wrong = root / "wrong.json"
+    data = json.loads(e.read_text())
+    data["result"]["top1"] = "high"
+    wrong.write_text(json.dumps(data))
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (root / "images" / c).mkdir(parents=True)
+        for i in range(600):  # a manifest of 1200 lines: more than the tiny disk holds
+            Image.fromarray(rng.integers(0, 255, (2, 2, 3), dtype=np.uint8)).save(
+                root / "images" / c / f"{i}.png"
+            )
+    return {
+        "images": root / "images",
+        "ckpt": resnet20_checkpoint,
+        "onnx": onnx_path,
+        "damaged": damaged,
+        "ext": ext / "w.onnx",
+        "wrong": wrong,
+    }
+
+
+# (command line with {placeholders}, expected exit status)
+TABLE: list[tuple[str, int]] = [
+    ("bench --bogus {onnx}", 2),  # unknown option
+    ("bench", 2),  # missing argument
+    ("bench {onnx} --backend nope", 2),  # bad choice
+    ("frobnicate", 2),  # unknown command
+    ("train --arch resnet20 --data digits --epochs 1 -o {tmp}/run --seed -1", 2),
+    ("convert-fp16 {tmp}/missing.onnx", 2),  # a named file that does not exist
+    ("convert-fp16 {onnx} -o {onnx}", 2),  # an output that is the input
+    ("bench {onnx} --iters 1 --batch 0", 2),
+    ("convert-fp16 {damaged} -o {tmp}/x.onnx", 1),  # a damaged input
+    ("convert-fp16 {ext} -o {tmp}/x.onnx", 1),  # its external weights are gone
+    ("pipeline {ext} -o {tmp}/p --no-progress --skip bench", 1),
+    ("report {wrong} -o {tmp}/rep", 1),  # a wrong-typed result JSON
+    ("bench {onnx} {tmp}/missing.onnx --iters 2 --warmup 0", 1),  # one row failed
+]
+
+
+@pytest.mark.parametrize(("line", "code"), TABLE, ids=[t[0].split(" {")[0] + f"->{t[1]}" for t in TABLE])
+def test_exit_status_follows_the_written_rule(
+    run_cli, files: dict[str, Path], tmp_path: Path, line: str, code: int
+) -> None:
+    args = line.format(tmp=tmp_path, **files).split()
+    r = run_cli(*args)
+    assert r.code == code, (line, r.err)
+    lines = r.err.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), r.err
+    assert "Traceback" not in r.err and "Usage:" not in r.err
+    assert [x for x in lines if x.startswith("error: ")] == [lines[-1]]
+
+
+def test_a_usage_error_says_which_help_to_read(run_cli) -> None:
+    r = run_cli("bench", "--bogus")
+    assert r.err == "error: No such option '--bogus'. (run 'edgeres bench --help')\n" and r.code == 2
+
+
+def test_a_failed_bench_row_still_shows_the_table(run_cli, files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    r = run_cli(
+        "bench", str(files["onnx"]), str(tmp_path / "missing.onnx"), "--iters", "2", "--json", str(out)
+    )
+    assert r.code == 1 and "1 of 2 rows failed" in r.err
+    assert "m.onnx" in r.out and "missing.onnx" in r.out
+    rows = json.loads(out.read_text())["results"]
+    assert [row.get("error") is None for row in rows] == [True, False]
+
+
+def test_the_report_names_the_file_and_the_wrong_field(
+    run_cli, files: dict[str, Path], tmp_path: Path
+) -> None:
+    r = run_cli("report", str(files["wrong"]), "-o", str(tmp_path / "rep"))
+    assert r.code == 1 and "wrong.json" in r.err and "'result.top1' should be a number" in r.err
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a real full disk (needs root and permission to mount)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+WRITERS: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {
+    "create": lambda f, d: ["create", "resnet20", "-o", str(d / "r.pt")],
+    "export": lambda f, d: ["export", str(f["ckpt"]), "-o", str(d / "r.onnx")],
+    "convert-fp16": lambda f, d: ["convert-fp16", str(f["onnx"]), "-o", str(d / "r16.onnx")],
+    "quantize": lambda f, d: ["quantize", str(f["onnx"]), "--calib", "digits", "--calib-size", "16",
+                              "-o", str(d / "q.onnx"), "--no-progress"],
+    # the manifest writer's own OSError, turned into one line by the CLI
+    "calib-set": lambda f, d: ["calib-set", str(f["images"]), "--size", "1200", "-o", str(d / "c.txt")],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_a_full_disk_is_one_line(run_cli, files: dict[str, Path], tiny_fs: Path, command: str) -> None:
+    r = run_cli(*WRITERS[command](files, tiny_fs))
+    assert r.code == 1, r.err
+    lines = r.err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "No space left on device" in lines[-1], r.err
+    assert "Traceback" not in r.err and str(tiny_fs) in lines[-1]
+    assert not [p.name for p in tiny_fs.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+@pytest.mark.parametrize("command", [*WRITERS, "bench", "pipeline"])
+def test_a_read_only_folder_is_one_line(run_cli, files: dict[str, Path], tiny_fs: Path, command: str) -> None:
+    done = subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {done.stderr.decode().strip()}")
+    extra = {
+        "bench": lambda f, d: ["bench", str(f["onnx"]), "--iters", "1", "--json", str(d / "b.json")],
+        "pipeline": lambda f, d: ["pipeline", str(f["ckpt"]), "-o", str(d / "p"), "--no-progress"],
+    }
+    r = run_cli(*{**WRITERS, **extra}[command](files, tiny_fs))
+    assert r.code == 1, r.err
+    lines = r.err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and str(tiny_fs) in lines[-1] and "Traceback" not in r.err, r.err
