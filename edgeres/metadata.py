@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError, UsageError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -159,14 +159,15 @@ class ModelMeta:
                 provenance=Provenance(**_mapping(d.get("provenance") or {}, "provenance")),
             )
         except (TypeError, ValueError, UsageError) as exc:
-            raise UsageError(f"model metadata is malformed ({exc}); re-create the file with edgeres") from exc
+            why = f"model metadata is malformed ({exc}); re-create the file with edgeres"
+            raise EdgeresError(why) from exc
 
     @classmethod
     def from_json(cls, text: str) -> ModelMeta:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
-            raise UsageError(f"model metadata is not valid JSON ({exc})") from exc
+            raise EdgeresError(f"model metadata is not valid JSON ({exc})") from exc
 
     def replace(self, **changes: Any) -> ModelMeta:
         return dataclasses.replace(self, **changes)

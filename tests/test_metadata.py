@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError, UsageError
 from edgeres.metadata import ModelMeta, Preprocessing, Provenance, parse_input_size, parse_triple
 
 
@@ -54,9 +54,9 @@ def test_parse_triple() -> None:
 
 
 def test_malformed_metadata_is_a_user_error() -> None:
-    with pytest.raises(UsageError, match="malformed"):
+    with pytest.raises(EdgeresError, match="malformed"):
         ModelMeta.from_dict({"arch": "x"})
-    with pytest.raises(UsageError, match="not valid JSON"):
+    with pytest.raises(EdgeresError, match="not valid JSON"):
         ModelMeta.from_json("{")
 
 
@@ -71,5 +71,5 @@ def test_declared_sizes_have_documented_limits() -> None:
         ModelMeta(arch=None, num_classes=MAX_NUM_CLASSES + 1)
     with pytest.raises(UsageError, match="finite"):
         Preprocessing(std=(float("inf"), 1.0, 1.0))
-    with pytest.raises(UsageError, match="malformed"):
+    with pytest.raises(EdgeresError, match="malformed"):
         ModelMeta.from_dict([1, 2])  # type: ignore[arg-type]

@@ -54,22 +54,22 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _unpickle(path: Path) -> dict[bytes, Any]:
     if not path.is_file():
-        raise UsageError(f"CIFAR file {path} is missing; download the data set again")
+        raise EdgeresError(f"CIFAR file {path} is missing; download the data set again")
     try:
         with open(path, "rb") as f:
             data = _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as exc:  # a damaged pickle can fail in many ways
-        raise UsageError(
+        raise EdgeresError(
             f"{path} is not a readable CIFAR batch ({exc}); download the data set again"
         ) from exc
     if not isinstance(data, dict):
-        raise UsageError(f"{path} is not a CIFAR batch (no dictionary inside); download the data set again")
+        raise EdgeresError(f"{path} is not a CIFAR batch (no dictionary inside); download the data set again")
     return {k.encode() if isinstance(k, str) else k: v for k, v in data.items()}
 
 
 def _field(batch: dict[bytes, Any], key: bytes, path: Path) -> Any:
     if key not in batch:
-        raise UsageError(f"CIFAR file {path} has no '{key.decode()}' entry; download the data set again")
+        raise EdgeresError(f"CIFAR file {path} has no '{key.decode()}' entry; download the data set again")
     return batch[key]
 
 
@@ -107,7 +107,7 @@ def cifar_source(found: tuple[str, Path], split: str = "train") -> ArraySource:
         batch = _unpickle(folder / file)
         data = np.asarray(_field(batch, b"data", folder / file), dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3072:
-            raise UsageError(f"{folder / file} holds {data.shape} pixels, not N x 3072; download it again")
+            raise EdgeresError(f"{folder / file} holds {data.shape} pixels, not N x 3072; download it again")
         chunks.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(np.asarray(_field(batch, label_key, folder / file), dtype=np.int64))
     class_names = _names(_field(_unpickle(folder / meta_file), names_key, folder / meta_file))
@@ -165,7 +165,7 @@ def download_cifar10(
     if all((final / f).is_file() for f in _CIFAR10_FILES):
         return final
     if final.exists():
-        raise UsageError(f"{final} exists but is incomplete; delete it and download again")
+        raise EdgeresError(f"{final} exists but is incomplete; delete it and download again")
     root.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".cifar-10-", suffix=".tar.gz.part", dir=root)
     os.close(fd)

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from edgeres.atomic import atomic_path
 from edgeres.data.sources import FileListSource
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError, UsageError
 
 __all__ = ["MANIFEST_FORMAT", "read_manifest", "sha256_file", "write_manifest"]
 
@@ -100,7 +100,7 @@ def _parse(path: Path) -> tuple[dict[str, str], list[tuple[str, PurePosixPath]]]
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read manifest {path} ({exc})") from exc
+        raise EdgeresError(f"cannot read manifest {path} ({exc})") from exc
     header: dict[str, str] = {}
     entries: list[tuple[str, PurePosixPath]] = []
     for n, line in enumerate(text.splitlines(), start=1):
@@ -115,10 +115,10 @@ def _parse(path: Path) -> tuple[dict[str, str], list[tuple[str, PurePosixPath]]]
             continue
         digest, _, rel = line.partition("  ")
         if len(digest) != 64 or not rel.strip() or any(c not in "0123456789abcdef" for c in digest):
-            raise UsageError(f"manifest {path} line {n} is not '<sha256>  <path>'; {_RECREATE}")
+            raise EdgeresError(f"manifest {path} line {n} is not '<sha256>  <path>'; {_RECREATE}")
         entries.append((digest, _relative(rel.strip())))
     if header.get("format") != str(MANIFEST_FORMAT):
-        raise UsageError(f"{path} is not an edgeres manifest (format {MANIFEST_FORMAT}); {_RECREATE}")
+        raise EdgeresError(f"{path} is not an edgeres manifest (format {MANIFEST_FORMAT}); {_RECREATE}")
     return header, entries
 
 
@@ -139,15 +139,15 @@ def read_manifest(path: str | Path, root: str | Path | None = None, *, verify: b
     else:
         base = path.parent
     if not entries:
-        raise UsageError(f"manifest {path} lists no images; {_RECREATE}")
+        raise EdgeresError(f"manifest {path} lists no images; {_RECREATE}")
     if "count" in header and header["count"] != str(len(entries)):
-        raise UsageError(
+        raise EdgeresError(
             f"manifest {path} says {header['count']} images but lists {len(entries)}; {_RECREATE}"
         )
     try:
         classes = [str(c) for c in json.loads(header.get("classes", "[]"))]
     except (json.JSONDecodeError, TypeError) as exc:
-        raise UsageError(f"manifest {path} has a malformed classes line ({exc}); {_RECREATE}") from exc
+        raise EdgeresError(f"manifest {path} has a malformed classes line ({exc}); {_RECREATE}") from exc
     if not classes:
         classes = sorted({rel.parts[0] for _, rel in entries if len(rel.parts) > 1})
     index = {name: k for k, name in enumerate(classes)}
@@ -157,14 +157,14 @@ def read_manifest(path: str | Path, root: str | Path | None = None, *, verify: b
         label = -1
         if len(rel.parts) > 1:
             if rel.parts[0] not in index:
-                raise UsageError(
+                raise EdgeresError(
                     f"manifest {path}: '{rel}' is in unknown class '{rel.parts[0]}'; {_RECREATE}"
                 )
             label = index[rel.parts[0]]
         if not file.is_file():
-            raise UsageError(f"image {file} listed in manifest {path} is missing; {_RECREATE}")
+            raise EdgeresError(f"image {file} listed in manifest {path} is missing; {_RECREATE}")
         if verify and sha256_file(file) != digest:
-            raise UsageError(f"image {file} has changed since manifest {path} was made; {_RECREATE}")
+            raise EdgeresError(f"image {file} has changed since manifest {path} was made; {_RECREATE}")
         paths.append(file)
         labels.append(label)
     return FileListSource(paths, labels, classes, root=base, kind=f"manifest {path} over")

@@ -169,15 +169,15 @@ class ArraySource(ImageSource):
         description: str,
     ) -> None:
         if images.dtype != np.uint8:
-            raise UsageError(f"{description}: images must be uint8 (0..255), got {images.dtype}")
+            raise EdgeresError(f"{description}: images must be uint8 (0..255), got {images.dtype}")
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
-            raise UsageError(f"{description}: images must be (N, H, W, 3) or (N, H, W), got {images.shape}")
+            raise EdgeresError(f"{description}: images must be (N, H, W, 3) or (N, H, W), got {images.shape}")
         n = len(images)
         lab = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(lab) != n:
-            raise UsageError(f"{description}: {len(lab)} labels for {n} images; give one label per image")
+            raise EdgeresError(f"{description}: {len(lab)} labels for {n} images; give one label per image")
         if class_names and len(lab) and lab.max() >= len(class_names):
-            raise UsageError(
+            raise EdgeresError(
                 f"{description}: label {int(lab.max())} but only {len(class_names)} class names; "
                 "give one name per class"
             )
@@ -231,7 +231,7 @@ def folder_source(root: str | Path) -> FileListSource:
             with os.scandir(root) as it:
                 empty = next(it, None) is None
             what = "is empty" if empty else "has no images (.jpg, .jpeg, .png, .bmp, .webp)"
-            raise UsageError(f"folder {root} {what}; {_EXPECTED}")
+            raise EdgeresError(f"folder {root} {what}; {_EXPECTED}")
         source = FileListSource(flat, [-1] * len(flat), (), root=root, kind="flat image folder")
     source.skipped_entries = tuple(listing.skipped)
     return source
@@ -247,7 +247,8 @@ def npz_source(path: str | Path) -> ArraySource:
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "images" not in npz.files:
-                raise UsageError(f"{path} has no 'images' array (found: {', '.join(npz.files) or 'nothing'})")
+                found = ", ".join(npz.files) or "nothing"
+                raise EdgeresError(f"{path} has no 'images' array (found: {found})")
             images = npz["images"]
             labels = npz["labels"] if "labels" in npz.files else None
             key = next((k for k in ("class_names", "label_names") if k in npz.files), None)

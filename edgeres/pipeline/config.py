@@ -64,7 +64,7 @@ def load_config(path: str | os.PathLike[str] | None) -> PipelineConfig:
         with path.open("rb") as f:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+        raise EdgeresError(f"{path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise EdgeresError(f"cannot read config file '{path}': {exc.strerror or exc}") from None
     return config_from_mapping(data, str(path))

@@ -212,11 +212,11 @@ def _read_resume(path: Path, settings: TrainSettings) -> dict[str, Any]:
             f"cannot resume from {path}: it is truncated or corrupt ({reason}); delete it to start afresh"
         ) from exc
     if not is_checkpoint(payload):
-        raise UsageError(f"cannot resume from {path}: it is not an edgeres checkpoint")
+        raise EdgeresError(f"cannot resume from {path}: it is not an edgeres checkpoint")
     meta, state = read_checkpoint(payload, path)
     extra = payload.get("extra") or {}
     if not isinstance(extra.get("train"), Mapping) or "optimizer" not in extra or "rng" not in extra:
-        raise UsageError(
+        raise EdgeresError(
             f"cannot resume from {path}: it holds weights but no training state; resume from last.pt"
         )
     changes = settings.recipe_changes(extra["train"].get("settings") or {})

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from edgeres.data import open_source, read_manifest
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError
 
 
 def _folder(root: Path, per_class: dict[str, int]) -> Path:
@@ -38,7 +38,7 @@ def test_calib_set_detects_a_changed_image(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "c.txt"
     assert run_cli("calib-set", str(data), "--size", "6", "-o", str(out)).code == 0
     Image.new("RGB", (8, 8), (255, 255, 255)).save(data / "a" / "0.png")
-    with pytest.raises(UsageError, match=r"a/0\.png.*calib-set"):
+    with pytest.raises(EdgeresError, match=r"a/0\.png.*calib-set"):
         read_manifest(out)
 
 

@@ -53,11 +53,12 @@ def test_cifar_errors(cifar10_root: Path, tmp_path: Path) -> None:
         open_source(cifar10_root, split="val")
     folder = cifar10_root / "cifar-10-batches-py"
     (folder / "data_batch_3").unlink()
-    with pytest.raises(UsageError, match="data_batch_3 is missing"):
+    with pytest.raises(EdgeresError, match="data_batch_3 is missing"):
         open_source(cifar10_root)
     (folder / "data_batch_3").write_bytes(b"garbage")
-    with pytest.raises(UsageError, match="not a readable CIFAR batch"):
+    with pytest.raises(EdgeresError, match="not a readable CIFAR batch") as info:
         open_source(cifar10_root)
+    assert info.value.exit_code == 1  # a damaged input, not a wrong command line
 
 
 def test_cifar_pickle_cannot_run_code(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_cifar_pickle_cannot_run_code(tmp_path: Path) -> None:
             return (print, ("pwned",))
 
     (folder / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2))
-    with pytest.raises(UsageError, match=r"refusing to load \w+\.print"):
+    with pytest.raises(EdgeresError, match=r"refusing to load \w+\.print"):
         open_source(folder, split="test")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edgeres.data import open_source, read_manifest, write_manifest
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError
 
 from .conftest import CLASSES
 
@@ -37,7 +37,7 @@ def test_tampered_file_is_detected(class_folder: Path, tmp_path: Path) -> None:
     out = write_manifest(class_folder, SUBSET, tmp_path / "calib.txt")
     target = class_folder / "zebra" / "z.JPEG"
     target.write_bytes(target.read_bytes() + b"\0")
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(EdgeresError) as info:
         read_manifest(out)
     msg = str(info.value)
     assert "z.JPEG" in msg and "edgeres calib-set" in msg and "\n" not in msg
@@ -51,7 +51,7 @@ def test_missing_file_and_moved_root(class_folder: Path, tmp_path: Path) -> None
     # The recorded root is gone: an explicit root works ...
     assert read_manifest(out, root=moved).labels.tolist() == [0, 2, 0]
     # ... and without it, the manifest's own folder is tried and the file is named as missing.
-    with pytest.raises(UsageError, match=r"cat/a\.jpg listed in manifest .* is missing"):
+    with pytest.raises(EdgeresError, match=r"cat/a\.jpg listed in manifest .* is missing"):
         read_manifest(out)
     # A manifest next to its images needs no root at all.
     local = write_manifest(moved, SUBSET, moved / "calib.txt")
@@ -60,19 +60,19 @@ def test_missing_file_and_moved_root(class_folder: Path, tmp_path: Path) -> None
 
 
 def test_bad_manifests(class_folder: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(EdgeresError, match="does not exist"):
         read_manifest(tmp_path / "none.txt")
     plain = tmp_path / "plain.txt"
     plain.write_text("hello\n")
-    with pytest.raises(UsageError, match="line 1"):
+    with pytest.raises(EdgeresError, match="line 1"):
         read_manifest(plain)
     out = write_manifest(class_folder, SUBSET, tmp_path / "calib.txt")
     out.write_text("\n".join(out.read_text().splitlines()[:-1]) + "\n")  # drop the last entry
-    with pytest.raises(UsageError, match="says 3 images but lists 2"):
+    with pytest.raises(EdgeresError, match="says 3 images but lists 2"):
         read_manifest(out)
-    with pytest.raises(UsageError, match="inside it"):
+    with pytest.raises(EdgeresError, match="inside it"):
         write_manifest(class_folder, ["../escape.png"], tmp_path / "x.txt")
-    with pytest.raises(UsageError, match="no such file"):
+    with pytest.raises(EdgeresError, match="no such file"):
         write_manifest(class_folder, ["cat/none.png"], tmp_path / "x.txt")
     assert not (tmp_path / "x.txt").exists()
 

@@ -104,7 +104,7 @@ def test_npz_grayscale_without_labels(tmp_path: Path) -> None:
 def test_bad_npz_is_a_usage_error(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)  # type: ignore[arg-type]
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(EdgeresError, match=message):
         open_source(path)
 
 
@@ -118,13 +118,13 @@ def test_missing_path_is_a_one_line_usage_error(tmp_path: Path) -> None:
 def test_empty_folder_and_folder_without_images(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(UsageError, match=r"empty.*is empty"):
+    with pytest.raises(EdgeresError, match=r"empty.*is empty"):
         open_source(empty)
     junk = tmp_path / "junk"
     (junk / "sub").mkdir(parents=True)
     (junk / "readme.md").write_text("hi")
     (junk / "sub" / "x.txt").write_text("hi")
-    with pytest.raises(UsageError, match=r"junk has no images"):
+    with pytest.raises(EdgeresError, match=r"junk has no images"):
         open_source(junk)
 
 

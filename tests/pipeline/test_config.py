@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError, UsageError
 from edgeres.pipeline import PipelineConfig, load_config
 from edgeres.pipeline.settings import fingerprint
 
@@ -66,7 +66,7 @@ def test_a_bad_file_is_a_one_line_error_naming_the_file_and_key(
     tmp_path: Path, text: str, words: list[str]
 ) -> None:
     path = write(tmp_path, text)
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(EdgeresError) as info:
         load_config(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message, message

@@ -95,7 +95,7 @@ def test_a_corrupt_checkpoint_given_to_resume(run: TrainResult, data: Path, tmp_
     with pytest.raises(EdgeresError) as info:
         train(tiny_settings(data, out), resume=broken, progress=False)
     assert "truncated or corrupt" in str(info.value) and "\n" not in str(info.value)
-    with pytest.raises(UsageError, match="no training state"):
+    with pytest.raises(EdgeresError, match="no training state"):
         train(tiny_settings(data, out), resume=run.best, progress=False)
     with pytest.raises(UsageError, match="nothing to resume"):
         train(tiny_settings(data, tmp_path / "empty"), resume=True, progress=False)
@@ -161,7 +161,7 @@ def test_bad_input_fails_in_one_line_and_leaves_the_run_alone(
         extra = {"val_data": str(make_npz(tmp_path / "v.npz", n=8, classes=4, names="abcd"))}
     else:
         spec = str(make_npz(tmp_path / "tiny.npz", n=8, classes=2, size=4))
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(EdgeresError) as info:
         train(tiny_settings(spec, out, **extra), overwrite=True, progress=False)
     assert "\n" not in str(info.value)
     assert (out / "last.pt").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["last.pt"]

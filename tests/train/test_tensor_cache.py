@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from edgeres.data import open_source, resize_and_crop
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError, UsageError
 from edgeres.metadata import Preprocessing
 from edgeres.train import tensor_cache
 from edgeres.train.distributed import DistInfo
@@ -132,7 +132,7 @@ def test_arrays_are_converted_and_resized(tmp_path: Path) -> None:
 )
 def test_bad_data_is_a_one_line_error(tmp_path: Path, make, message: str) -> None:
     path = make(tmp_path / "data")
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(EdgeresError) as info:
         load_tensor_data(str(path), (32, 32), progress=False)
     assert message in str(info.value) and "\n" not in str(info.value)
 
