@@ -156,6 +156,8 @@ def test_warnings_are_shown_once_and_the_rest_is_debug(caplog: Any) -> None:
 def test_the_cli_shows_a_tensorrt_warning_by_default(capsys: Any) -> None:
     from edgeres.cli import _setup_logging
 
+    package = logging.getLogger("edgeres")
+    saved = (list(package.handlers), package.level)
     _setup_logging(logging.WARNING)  # what `edgeres` sets up without --verbose
     try:
         router = LogRouter()
@@ -163,7 +165,8 @@ def test_the_cli_shows_a_tensorrt_warning_by_default(capsys: Any) -> None:
         router.emit(WARNING, CROSS_DEVICE)
         router.emit(INFO, "not shown")
     finally:
-        _setup_logging(logging.WARNING)
+        package.handlers[:] = saved[0]
+        package.setLevel(saved[1])
     assert capsys.readouterr().err == f"warning: TensorRT: {CROSS_DEVICE}\n"
 
 
