@@ -4,8 +4,11 @@ The network is strongly typed (``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` 
 flag exists; TensorRT 11 is always strongly typed), so precision comes from the ONNX: INT8
 from its Q/DQ nodes, FP16 from a float16 conversion (``fp16=True``, see
 :mod:`edgeres.engine.fp16`). No weak-typing API (FP16/INT8 builder flags, calibrators) is
-used; optional features are found with ``getattr``, not version checks. This is the only
-module that imports ``tensorrt``, inside functions, so edgeres imports without it.
+used; optional features are found with ``getattr``. The one exception is a DLA build on
+TensorRT 10.3 to 10.7, which is weakly typed as trtexec builds it (see
+:func:`edgeres.engine.trt.dla_support`). ``tensorrt`` is imported through
+:mod:`edgeres.engine.trt`, inside functions, so edgeres imports without it; every builder
+shares that module's one logger.
 """
 
 from __future__ import annotations
@@ -26,47 +29,14 @@ from typing import Any
 
 from edgeres import __version__
 from edgeres.atomic import atomic_path, write_bytes_atomic
-from edgeres.engine.options import EngineOptions, check_profile_fits
+from edgeres.engine.options import EngineOptions, check_profile_fits, check_profile_shapes
 from edgeres.engine.sidecar import EngineSidecar, gpu_info, sha256_file, sidecar_path
-from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
+from edgeres.engine.trt import NOT_INSTALLED, ROUTER, Collector, dla_support, get_trt_logger, import_tensorrt
+from edgeres.errors import EdgeresError, UsageError
 
-__all__ = ["NOT_INSTALLED", "BuildResult", "build_engine", "import_tensorrt", "make_logger"]
+__all__ = ["NOT_INSTALLED", "BuildResult", "build_engine", "gpu_info", "import_tensorrt"]
 
 log = logging.getLogger(__name__)
-
-NOT_INSTALLED = (
-    "TensorRT is not installed: pip install edgeres[tensorrt] (on a Jetson, use JetPack's TensorRT)"
-)
-
-
-def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or :class:`MissingDependencyError` saying how to get it."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise MissingDependencyError(NOT_INSTALLED) from exc
-    return tensorrt
-
-
-def make_logger(trt: Any) -> Any:
-    """A ``trt.ILogger`` that keeps TensorRT's errors (for one-line messages) and logs the rest."""
-
-    class _Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            level = int(severity)
-            if level <= int(trt.ILogger.Severity.ERROR):
-                self.errors.append(" ".join(str(msg).split()))
-                log.debug("TensorRT error: %s", msg)
-            elif level == int(trt.ILogger.Severity.WARNING):
-                log.info("TensorRT: %s", msg)
-            else:
-                log.debug("TensorRT: %s", msg)
-
-    return _Logger()
 
 
 @dataclass(frozen=True)
@@ -109,37 +79,26 @@ def build_engine(
         raise UsageError(f"DLA needs a fixed batch, not {options.batch}; use --batch N:N:N (e.g. 1:1:1)")
 
     trt = import_tensorrt()
-    logger = make_logger(trt)
-    try:
-        builder = trt.Builder(logger)
-    except (TypeError, RuntimeError):  # pybind11's "factory function returned nullptr"
-        builder = None
-    if builder is None:
-        reason = logger.errors[0] if logger.errors else "CUDA initialization failed"
-        raise EdgeresError(
-            f"TensorRT {trt.__version__} found no usable CUDA GPU ({reason}); "
-            "build engines on the GPU or Jetson that will run them"
-        )
+    weak = False
     if options.dla_core is not None:
-        _check_dla(trt, builder, options.dla_core)
+        ok, how = dla_support(str(trt.__version__))
+        if not ok:
+            raise EdgeresError(f"{how}; drop --dla-core to build for the GPU")
+        weak = how == "weak"
     gpu_name, cc = gpu_info()
-    with tempfile.TemporaryDirectory(prefix="edgeres-engine-") as tmp_dir:
-        model = source
-        if options.fp16:
-            from edgeres.engine.fp16 import convert_fp16
-
-            model = convert_fp16(source, Path(tmp_dir) / f"{source.stem}.fp16.onnx")
-        import onnx
-
-        from edgeres.engine.fp16 import model_precision
-
-        precision = model_precision(onnx.load(str(model), load_external_data=False))
+    with ROUTER.collect() as trt_log, tempfile.TemporaryDirectory(prefix="edgeres-engine-") as tmp_dir:
+        builder = _builder(trt, trt_log)
+        if options.dla_core is not None:
+            _check_dla(trt, builder, options.dla_core)
+        precision, model = _precision_and_model(source, options, weak, Path(tmp_dir))
         if options.dla_core is not None and precision == "fp32":
             raise UsageError(
                 "DLA runs FP16 and INT8 layers only; add --fp16 or build from an INT8 Q/DQ model"
             )
-        network, _parser = _parse(trt, builder, logger, model)  # the parser owns the weights: keep it
+        network, _parser = _parse(trt, builder, trt_log, model, weak)  # the parser owns the weights
         config = _configure(trt, builder, network, options, spec.chw)
+        if weak:
+            _weak_dla_flags(trt, config, precision)
         reused = _load_timing_cache(config, options.timing_cache)
         monitor = _progress_monitor(trt, config, progress)
         start = time.monotonic()
@@ -147,9 +106,9 @@ def build_engine(
             plan = builder.build_serialized_network(network, config)
         seconds = time.monotonic() - start
         if plan is None:
-            reason = logger.errors[-1] if logger.errors else "no reason given"
             raise EdgeresError(
-                f"TensorRT {trt.__version__} could not build an engine from {source.name}: {reason}"
+                f"TensorRT {trt.__version__} could not build an engine from {source.name}: "
+                f"{trt_log.reason('no reason given')}"
             )
     sidecar = EngineSidecar(
         tensorrt_version=str(trt.__version__),
@@ -192,17 +151,56 @@ def _check_output(engine_path: Path) -> None:
         raise EdgeresError(f"output folder '{folder}' is not writable; choose another -o path")
 
 
-def _parse(trt: Any, builder: Any, logger: Any, model: Path) -> tuple[Any, Any]:
+def _builder(trt: Any, trt_log: Collector) -> Any:
+    try:
+        builder = trt.Builder(get_trt_logger(trt))
+    except (TypeError, RuntimeError):  # pybind11's "factory function returned nullptr"
+        builder = None
+    if builder is None:
+        raise EdgeresError(
+            f"TensorRT {trt.__version__} found no usable CUDA GPU "
+            f"({trt_log.reason('CUDA initialization failed', first=True)}); "
+            "build engines on the GPU or Jetson that will run them"
+        )
+    return builder
+
+
+def _precision_and_model(source: Path, options: EngineOptions, weak: bool, tmp_dir: Path) -> tuple[str, Path]:
+    """The engine's precision and the ONNX to parse: float16-converted for ``--fp16`` unless weakly typed,
+    where the FP16 builder flag does what the conversion does."""
+    import onnx
+
+    from edgeres.engine.fp16 import model_precision
+
+    if options.fp16 and not weak:
+        from edgeres.engine.fp16 import convert_fp16
+
+        model = convert_fp16(source, tmp_dir / f"{source.stem}.fp16.onnx")
+        return model_precision(onnx.load(str(model), load_external_data=False)), model
+    precision = model_precision(onnx.load(str(source), load_external_data=False))
+    if options.fp16 and precision in ("fp32", "int8"):
+        precision = "fp16" if precision == "fp32" else "int8+fp16"
+    return precision, source
+
+
+def _weak_dla_flags(trt: Any, config: Any, precision: str) -> None:
+    """TensorRT 10.x DLA, as trtexec builds it: FP16 (INT8 for Q/DQ) allowed, precisions preferred."""
+    names = (["FP16"] if "fp16" in precision else []) + (["INT8"] if "int8" in precision else [])
+    for name in [*names, "PREFER_PRECISION_CONSTRAINTS"]:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+
+
+def _parse(trt: Any, builder: Any, trt_log: Collector, model: Path, weak: bool) -> tuple[Any, Any]:
     flags = 0
     strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    if strongly_typed is not None:  # 10.x: opt in; 11.x: always on, the flag is ignored
+    if strongly_typed is not None and not weak:  # 10.x: opt in; 11.x: always on, the flag is ignored
         flags |= 1 << int(strongly_typed)
     network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
+    parser = trt.OnnxParser(network, get_trt_logger(trt))
     if not parser.parse_from_file(str(model)):
         errors = [parser.get_error(i) for i in range(parser.num_errors)]
         raise EdgeresError(
-            f"TensorRT {trt.__version__} cannot parse {model.name}: {_parser_error(errors, logger)}"
+            f"TensorRT {trt.__version__} cannot parse {model.name}: {_parser_error(errors, trt_log)}"
         )
     if network.num_inputs != 1 or network.num_outputs != 1:
         raise UsageError(
@@ -212,9 +210,9 @@ def _parse(trt: Any, builder: Any, logger: Any, model: Path) -> tuple[Any, Any]:
     return network, parser
 
 
-def _parser_error(errors: list[Any], logger: Any) -> str:
+def _parser_error(errors: list[Any], trt_log: Collector) -> str:
     if not errors:
-        return logger.errors[-1] if logger.errors else "the parser gave no reason"
+        return trt_log.reason("the parser gave no reason")
     first = errors[0]
     desc = next((line.strip() for line in str(first.desc()).splitlines() if line.strip()), "unknown error")
     where = [str(getattr(first, attr)()) for attr in ("node_name", "node_operator") if hasattr(first, attr)]
@@ -229,9 +227,20 @@ def _configure(
     config = builder.create_builder_config()
     tensor = network.get_input(0)
     if any(int(d) < 0 for d in tuple(tensor.shape)):
+        shapes = check_profile_shapes(tensor.name, options.batch.shapes(chw))
         profile = builder.create_optimization_profile()
-        profile.set_shape(tensor.name, *options.batch.shapes(chw))
-        config.add_optimization_profile(profile)
+        try:
+            profile.set_shape(tensor.name, *shapes)
+        except (RuntimeError, TypeError) as exc:
+            raise EdgeresError(
+                f"TensorRT {trt.__version__} refused the profile {shapes} of input {tensor.name} "
+                f"({' '.join(str(exc).split())})"
+            ) from None
+        if config.add_optimization_profile(profile) < 0:
+            raise EdgeresError(
+                f"TensorRT {trt.__version__} refused the profile {shapes} of input {tensor.name} "
+                f"(it does not fit the network's input {tuple(tensor.shape)})"
+            )
     if options.workspace is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace)
     if options.builder_optimization_level is not None:

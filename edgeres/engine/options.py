@@ -22,6 +22,7 @@ __all__ = [
     "EngineOptions",
     "ModelInput",
     "check_profile_fits",
+    "check_profile_shapes",
     "parse_batch_profile",
     "parse_workspace",
 ]
@@ -216,3 +217,24 @@ def check_profile_fits(
     else:
         height, width = read_onnx_meta(path, input_size=input_size).preprocessing.input_size
     return ModelInput(value.name, c, height, width, fixed)
+
+
+def check_profile_shapes(
+    name: str, shapes: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """``shapes`` (min, opt, max) for input ``name``, after checking TensorRT would take them.
+
+    TensorRT's ``IOptimizationProfile.set_shape`` raises a bare RuntimeError on shapes of
+    different ranks, a dimension below 1 or min > opt > max; this says which in one line.
+    """
+    lo, opt, hi = (tuple(int(d) for d in s) for s in shapes)
+    if not len(lo) == len(opt) == len(hi):
+        raise UsageError(f"the profile shapes of input {name} have different ranks: {lo}, {opt}, {hi}")
+    if min((*lo, *opt, *hi), default=0) < 1:
+        raise UsageError(f"the profile shapes of input {name} need every dimension >= 1: {lo}, {opt}, {hi}")
+    for i, (a, b, c) in enumerate(zip(lo, opt, hi, strict=True)):
+        if not a <= b <= c:
+            raise UsageError(
+                f"the profile of input {name} needs MIN <= OPT <= MAX in dimension {i}, got {a}, {b}, {c}"
+            )
+    return lo, opt, hi

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edgeres.errors import EdgeresError
 from edgeres.pipeline.context import Context, Variant, tensorrt_unavailable
 from edgeres.pipeline.settings import fingerprint
 from edgeres.pipeline.stages import Outcome, StageDef
 from edgeres.pipeline.state import StagePlan
 
-__all__ = ["engine_batch", "engines_stage", "tensorrt_identity"]
+__all__ = ["engine_batch", "engines_stage", "tensorrt_identity", "tensorrt_too_old"]
 
 
 def _engine_jobs(ctx: Context) -> tuple[list[tuple[str, Path, bool, Path, str]], list[str]]:
@@ -61,16 +62,27 @@ def tensorrt_identity() -> dict[str, Any]:
 
     Only called where TensorRT imports (see :func:`~edgeres.pipeline.context.tensorrt_unavailable`).
     """
-    import tensorrt
-
     from edgeres.engine.sidecar import gpu_info
+    from edgeres.engine.trt import import_tensorrt
 
+    tensorrt = import_tensorrt(check=False)
     name, capability = gpu_info()
     return {"tensorrt": str(getattr(tensorrt, "__version__", "?")), "gpu": name, "compute": capability}
 
 
+def tensorrt_too_old() -> str | None:
+    """Why the installed TensorRT cannot build edgeres engines (older than 10.3), else None."""
+    from edgeres.engine.trt import check_version, import_tensorrt
+
+    try:
+        check_version(import_tensorrt(check=False))
+    except EdgeresError as exc:
+        return str(exc)
+    return None
+
+
 def _plan_engines(ctx: Context) -> StagePlan | str:
-    why = tensorrt_unavailable()
+    why = tensorrt_unavailable() or tensorrt_too_old()
     if why is not None:
         return why
     jobs, notes = _engine_jobs(ctx)

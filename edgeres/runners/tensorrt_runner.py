@@ -5,7 +5,8 @@ GPU *before* TensorRT deserializes anything, so a foreign engine gives one clear
 lives in torch CUDA tensors (device buffers for the largest batch of the profile, pinned
 host staging buffers) and runs on one CUDA stream with ``set_tensor_address`` and
 ``execute_async_v3``, the name-based API of TensorRT 10 and 11. ``cuda_graph=True``
-captures each small batch size once as a CUDA graph and replays it. :attr:`compute_ms`
+captures each small batch size once as a CUDA graph and replays it, never straight after a
+shape change (see :class:`~edgeres.runners.tensorrt_io.GraphPlan`). :attr:`compute_ms`
 is the GPU time of the last call's engine run alone (CUDA events), for benchmarks.
 """
 
@@ -18,17 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from edgeres.engine.build import gpu_info, import_tensorrt, make_logger
-from edgeres.engine.sidecar import REBUILD_HINT, EngineSidecar, check_compatible, read_sidecar, sidecar_path
+from edgeres.engine.sidecar import (
+    REBUILD_HINT,
+    EngineSidecar,
+    check_compatible,
+    gpu_info,
+    read_sidecar,
+    sidecar_path,
+)
+from edgeres.engine.trt import ROUTER, Collector, get_trt_logger, import_tensorrt
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.runners.base import Runner, Shape
+from edgeres.runners.tensorrt_io import CUDA_GRAPH_MAX_BATCH, GraphPlan, input_geometry, numpy_dtype
 
 __all__ = ["CUDA_GRAPH_MAX_BATCH", "TensorRTRunner"]
 
 log = logging.getLogger(__name__)
-
-#: Largest batch that ``cuda_graph=True`` captures (one graph per batch size seen).
-CUDA_GRAPH_MAX_BATCH = 32
 
 
 class TensorRTRunner(Runner):
@@ -70,9 +76,8 @@ class TensorRTRunner(Runner):
         else:
             check_compatible(sidecar, str(trt.__version__), gpu_name, cc, engine=self.path.name)
         device = torch.device("cuda", self._index)
-        logger = make_logger(trt)
-        with torch.cuda.device(device):
-            runtime = trt.Runtime(logger)
+        with torch.cuda.device(device), ROUTER.collect() as trt_log:
+            runtime = _runtime(trt, trt_log)
             if sidecar is not None and sidecar.dla_core is not None:
                 runtime.DLA_core = sidecar.dla_core
             try:
@@ -80,9 +85,11 @@ class TensorRTRunner(Runner):
             except (RuntimeError, TypeError):
                 engine = None
             if engine is None:
-                raise EdgeresError(_load_error(self.path, trt.__version__, logger.errors, sidecar is None))
+                raise EdgeresError(_load_error(self.path, trt.__version__, trt_log.errors, sidecar is None))
             self._s = _bind(trt, torch, device, engine, self.path)
-        self._s.update(runtime=runtime, logger=logger, torch=torch, graphs={}, batch_now=None)
+        self._s.update(
+            runtime=runtime, torch=torch, graphs={}, plan=GraphPlan(self.cuda_graph, CUDA_GRAPH_MAX_BATCH)
+        )
         self.sidecar = sidecar
 
     def _deactivate(self) -> None:
@@ -150,22 +157,28 @@ class TensorRTRunner(Runner):
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         s = self._state()
-        torch, stream, ctx = s["torch"], s["stream"], s["context"]
+        torch, stream, ctx, plan = s["torch"], s["stream"], s["context"], s["plan"]
         n = batch.shape[0]
-        with torch.cuda.device(s["device"]), torch.cuda.stream(stream):
+        actions = plan.plan(n)
+        with torch.cuda.device(s["device"]), torch.cuda.stream(stream), ROUTER.collect() as trt_log:
             s["host_in"][:n].copy_(torch.from_numpy(batch))
             s["dev_in"][:n].copy_(s["host_in"][:n], non_blocking=True)
-            if s["batch_now"] != n:
-                if not ctx.set_input_shape(s["input"], (n, *s["chw"])):
-                    raise EdgeresError(f"TensorRT refused batch shape {(n, *s['chw'])} for {self.path.name}")
-                s["batch_now"] = n
-            graph = self._graph(n)
+            if "set_shape" in actions and not ctx.set_input_shape(s["input"], (n, *s["chw"])):
+                plan.forget_shape()
+                reason = trt_log.reason("no reason given")
+                raise EdgeresError(
+                    f"TensorRT refused batch shape {(n, *s['chw'])} for {self.path.name}: {reason}"
+                )
+            replay = actions[-1] == "replay"
+            if "capture" in actions:
+                s["graphs"][n] = self._capture(n)
+                plan.captured(n, s["graphs"][n] is not None)
+                replay = s["graphs"][n] is not None
             s["start"].record(stream)
-            if graph is not None:
-                graph.replay()
-            elif not ctx.execute_async_v3(stream.cuda_stream):
-                reason = s["logger"].errors[-1] if s["logger"].errors else "no reason given"
-                raise EdgeresError(f"TensorRT failed to run {self.path.name}: {reason}")
+            if replay:
+                s["graphs"][n].replay()
+            else:
+                self._enqueue(trt_log)
             s["end"].record(stream)
             s["host_out"][:n].copy_(s["dev_out"][:n], non_blocking=True)
         stream.synchronize()
@@ -173,15 +186,17 @@ class TensorRTRunner(Runner):
         out: np.ndarray = s["host_out"][:n].float().numpy().copy()
         return out
 
-    def _graph(self, n: int) -> Any:
-        """The CUDA graph of one engine run at batch ``n``: captured on first use, None when off."""
+    def _enqueue(self, trt_log: Collector) -> None:
         s = self._s
-        if not self.cuda_graph or n > CUDA_GRAPH_MAX_BATCH:
-            return None
-        if n in s["graphs"]:
-            return s["graphs"][n]
+        if not s["context"].execute_async_v3(s["stream"].cuda_stream):
+            reason = trt_log.reason("no reason given")
+            raise EdgeresError(f"TensorRT failed to run {self.path.name}: {reason}")
+
+    def _capture(self, n: int) -> Any:
+        """A CUDA graph of one engine run at batch ``n``, the context already set up for ``n``; None if
+        capture fails."""
+        s = self._s
         torch, stream, ctx = s["torch"], s["stream"], s["context"]
-        ctx.execute_async_v3(stream.cuda_stream)  # TensorRT finishes shape-dependent setup before capture
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
@@ -192,9 +207,22 @@ class TensorRTRunner(Runner):
             log.warning(
                 "batch %d of %s runs without a CUDA graph: capture failed (%s)", n, self.path.name, exc
             )
-            graph = None
-        s["graphs"][n] = graph
+            return None
         return graph
+
+
+def _runtime(trt: Any, trt_log: Collector) -> Any:
+    """``trt.Runtime`` with the process's one logger; pybind11 raises TypeError when it returns null."""
+    try:
+        runtime = trt.Runtime(get_trt_logger(trt))
+    except (TypeError, RuntimeError):
+        runtime = None
+    if runtime is None:
+        raise EdgeresError(
+            f"TensorRT {trt.__version__} could not start its runtime "
+            f"({trt_log.reason('CUDA initialization failed', first=True)}); check the GPU driver and CUDA"
+        )
+    return runtime
 
 
 def _cuda_torch(index: int) -> Any:
@@ -221,14 +249,6 @@ def _load_error(path: Path, version: str, errors: list[str], no_sidecar: bool) -
     return f"TensorRT {version} cannot load {path.name} ({reason}); {REBUILD_HINT}"
 
 
-def _np_dtype(trt: Any, dtype: Any) -> np.dtype[Any]:
-    nptype = getattr(trt, "nptype", None)
-    if nptype is not None:
-        return np.dtype(nptype(dtype))
-    names = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_}
-    return np.dtype(names[str(getattr(dtype, "name", dtype)).split(".")[-1]])
-
-
 def _bind(trt: Any, torch: Any, device: Any, engine: Any, path: Path) -> dict[str, Any]:
     """Execution context, stream, events and buffers for ``engine``'s one input and one output."""
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -240,22 +260,21 @@ def _bind(trt: Any, torch: Any, device: Any, engine: Any, path: Path) -> dict[st
             "edgeres runs classifiers with one of each"
         )
     (inp,), (out,) = inputs, outputs
-    shape = [int(d) for d in engine.get_tensor_shape(inp)]
-    if len(shape) != 4 or any(d < 0 for d in shape[1:]):
-        raise UsageError(f"engine {path.name} input {inp} has shape {shape}; edgeres needs (N, C, H, W)")
-    if shape[0] >= 0:
-        lo = hi = shape[0]
-    else:
-        lo_shape, _, hi_shape = engine.get_tensor_profile_shape(inp, 0)
-        lo, hi = int(lo_shape[0]), int(hi_shape[0])
+    shape = tuple(int(d) for d in engine.get_tensor_shape(inp))  # -1 for each dynamic dimension
+    profile = engine.get_tensor_profile_shape(inp, 0) if any(d < 0 for d in shape) else None
+    c, h, w, (lo, hi) = input_geometry(shape, profile, engine=path.name, name=inp)
     context = engine.create_execution_context()
     if context is None:
         raise EdgeresError(
             f"TensorRT could not create an execution context for {path.name} (out of GPU memory?)"
         )
-    chw = tuple(shape[1:])
-    context.set_input_shape(inp, (hi, *chw))
-    in_dtype, out_dtype = (_np_dtype(trt, engine.get_tensor_dtype(name)) for name in (inp, out))
+    chw = (c, h, w)
+    in_dtype, out_dtype = (
+        numpy_dtype(engine.get_tensor_dtype(t), engine=path.name, tensor=f"{role} {t}")
+        for role, t in (("input", inp), ("output", out))
+    )
+    if not context.set_input_shape(inp, (hi, *chw)):
+        raise EdgeresError(f"TensorRT refused input shape {(hi, *chw)} for {path.name}; {REBUILD_HINT}")
     out_shape = tuple(int(d) for d in context.get_tensor_shape(out))
     t_in, t_out = (torch.from_numpy(np.empty(0, dt)).dtype for dt in (in_dtype, out_dtype))
     dev_in = torch.empty((hi, *chw), dtype=t_in, device=device)

@@ -145,3 +145,46 @@ def test_dynamic_image_size_comes_from_input_size(tmp_path: Path) -> None:
     assert check_profile_fits(model, BatchProfile(), input_size=(24, 24)).chw == (3, 24, 24)
     with pytest.raises(UsageError, match="does not exist"):
         check_profile_fits(tmp_path / "missing.onnx", BatchProfile())
+
+
+def test_check_profile_shapes_passes_good_shapes() -> None:
+    from edgeres.engine.options import check_profile_shapes
+
+    shapes = ((1, 3, 32, 32), (8, 3, 32, 32), (32, 3, 32, 32))
+    assert check_profile_shapes("input", shapes) == shapes
+    assert check_profile_shapes("input", BatchProfile(2, 2, 2).shapes((1, 28, 28))) == ((2, 1, 28, 28),) * 3
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (
+            ((1, 3, 32, 32), (8, 3, 32), (8, 3, 32, 32)),
+            "the profile shapes of input x have different ranks: (1, 3, 32, 32), (8, 3, 32), (8, 3, 32, 32)",
+        ),
+        (
+            ((1, 3, 0, 32), (1, 3, 0, 32), (1, 3, 0, 32)),
+            "the profile shapes of input x need every dimension >= 1: "
+            "(1, 3, 0, 32), (1, 3, 0, 32), (1, 3, 0, 32)",
+        ),
+        (
+            ((1, 3, -1, 32), (1, 3, 32, 32), (1, 3, 32, 32)),
+            "the profile shapes of input x need every dimension >= 1: "
+            "(1, 3, -1, 32), (1, 3, 32, 32), (1, 3, 32, 32)",
+        ),
+        (
+            ((1, 3, 32, 32), (8, 3, 32, 32), (4, 3, 32, 32)),
+            "the profile of input x needs MIN <= OPT <= MAX in dimension 0, got 1, 8, 4",
+        ),
+        (
+            ((1, 3, 64, 32), (1, 3, 32, 32), (1, 3, 32, 32)),
+            "the profile of input x needs MIN <= OPT <= MAX in dimension 2, got 64, 32, 32",
+        ),
+    ],
+)
+def test_check_profile_shapes_refuses_in_one_line(shapes: tuple[tuple[int, ...], ...], message: str) -> None:
+    from edgeres.engine.options import check_profile_shapes
+
+    with pytest.raises(UsageError) as info:
+        check_profile_shapes("x", shapes)  # type: ignore[arg-type]
+    assert str(info.value) == message and info.value.exit_code == 2
