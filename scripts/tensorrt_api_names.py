@@ -253,4 +253,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"error: pip could not download the wheel ({' '.join(exc.cmd[-1:])}); is PyPI reachable?")
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        sys.exit(f"error: {exc}")
