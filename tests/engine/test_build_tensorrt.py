@@ -1,5 +1,9 @@
-"""build_engine: its error paths without TensorRT, its TensorRT calls against a stand-in module,
-and (with TensorRT and a CUDA GPU) real FP32/FP16/INT8 engines compared with ONNX Runtime."""
+"""build_engine: its error paths without TensorRT, and (with TensorRT and a CUDA GPU) real
+FP32/FP16/INT8 engines compared with ONNX Runtime, the timing cache, the workspace, optimization
+level and progress options, and a DLA request on a GPU without DLA.
+
+Without TensorRT nothing here reaches TensorRT's API; that the names build_engine calls exist in
+TensorRT 10.3 and 11.4 is checked by tests/engine/test_api_surface.py."""
 
 from __future__ import annotations
 
@@ -96,6 +100,25 @@ def test_real_timing_cache_is_reused(real_trt: Any, fp32: Path, tmp_path: Path) 
     second = build_engine(fp32, options, progress=False)
     assert cache.stat().st_size >= size
     assert second.seconds <= first.seconds * 1.5 + 1.0
+
+
+@pytest.mark.tensorrt
+def test_real_workspace_level_and_progress_reach_tensorrt(
+    real_trt: Any, fp32: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = EngineOptions(
+        workspace=64 << 20,
+        builder_optimization_level=0,
+        batch=BatchProfile(1, 4, 8),
+        output=tmp_path / "r.engine",
+    )
+    result = build_engine(fp32, options, progress=True)
+    assert result.sidecar.options["workspace_bytes"] == 64 << 20
+    assert result.sidecar.options["builder_optimization_level"] == 0
+    if hasattr(real_trt, "IProgressMonitor"):  # TensorRT called edgeres's progress bars
+        assert capsys.readouterr().err.strip()
+    x = random_images(16, seed=2)
+    assert top1_agreement(run_onnxruntime(fp32, x), _run_engine(result.engine_path, x)) >= 0.99
 
 
 @pytest.mark.tensorrt

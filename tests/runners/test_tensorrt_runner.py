@@ -1,5 +1,5 @@
-"""TensorRTRunner: clear errors without TensorRT or a GPU, the sidecar checked before TensorRT sees
-the engine, and (with TensorRT and a CUDA GPU) real inference against ONNX Runtime."""
+"""TensorRTRunner: clear errors without TensorRT or a GPU, and (with TensorRT and a CUDA GPU) real
+inference against ONNX Runtime, CUDA graphs, and the sidecar checked against this TensorRT."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgeres.engine.build import NOT_INSTALLED
-from edgeres.engine.sidecar import EngineSidecar, read_sidecar, sidecar_path, write_sidecar
+from edgeres.engine.sidecar import read_sidecar, sidecar_path, write_sidecar
 from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
 from edgeres.runners.tensorrt_runner import TensorRTRunner
 from tests.engine import export_resnet20, random_images, run_onnxruntime
@@ -24,20 +24,6 @@ def engine_file(tmp_path: Path) -> Path:
     path = tmp_path / "r20.engine"
     path.write_bytes(b"not really an engine")
     return path
-
-
-def _sidecar(trt_version: str = "10.3.0.30") -> EngineSidecar:
-    return EngineSidecar(
-        tensorrt_version=trt_version,
-        gpu_name="Orin",
-        compute_capability="8.7",
-        precision="int8",
-        input_name="input",
-        output_name="logits",
-        profile={"min": [1, 3, 32, 32], "opt": [1, 3, 32, 32], "max": [1, 3, 32, 32]},
-        onnx_path="r20.onnx",
-        onnx_sha256="0" * 64,
-    )
 
 
 def test_without_tensorrt_activation_says_how_to_install(engine_file: Path, monkeypatch: Any) -> None:
