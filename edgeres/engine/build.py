@@ -186,8 +186,15 @@ def _precision_and_model(source: Path, options: EngineOptions, weak: bool, tmp_d
 def _weak_dla_flags(trt: Any, config: Any, precision: str) -> None:
     """TensorRT 10.x DLA, as trtexec builds it: FP16 (INT8 for Q/DQ) allowed, precisions preferred."""
     names = (["FP16"] if "fp16" in precision else []) + (["INT8"] if "int8" in precision else [])
-    for name in [*names, "PREFER_PRECISION_CONSTRAINTS"]:
-        config.set_flag(getattr(trt.BuilderFlag, name))
+    for name in names:  # weak typing: TensorRT 10 only (dla_support says when it is used)
+        flag = getattr(trt.BuilderFlag, name, None)
+        if flag is None:
+            raise EdgeresError(f"this TensorRT has no BuilderFlag.{name}, needed by a weakly typed DLA build")
+        config.set_flag(flag)
+    # Gone in TensorRT 11 (weak typing removed); DLA builds are weakly typed on 10.3 to 10.7 only.
+    prefer = getattr(trt.BuilderFlag, "PREFER_PRECISION_CONSTRAINTS", None)
+    if prefer is not None:
+        config.set_flag(prefer)
 
 
 def _parse(trt: Any, builder: Any, trt_log: Collector, model: Path, weak: bool) -> tuple[Any, Any]:

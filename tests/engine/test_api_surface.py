@@ -343,7 +343,7 @@ def test_the_tensorrt_modules_are_found() -> None:
     for name in (
         "Builder",
         "build_serialized_network",
-        "Severity.ERROR",
+        "ILogger",
         "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
         "set_memory_pool_limit",
         "deserialize_cuda_engine",
