@@ -29,7 +29,7 @@ def doctor_cmd(quick: bool, require_tensorrt: bool, keep: str | None, json_out: 
     exported to ONNX and quantized to INT8, and each model runs on ONNX Runtime against
     PyTorch: largest logit difference, top-1 agreement, latency. Where TensorRT and a GPU
     exist, its FP32, FP16 and INT8 engines are built, run against ONNX Runtime and timed.
-    Takes about 15 seconds on a CPU, under 2 minutes with the engines.
+    About 15 seconds on 2 CPU cores, plus the engine builds.
 
     The exit status is 1, after the table and one error line, when a check failed: a
     missing required package, a failed build, or an agreement below the minimum.

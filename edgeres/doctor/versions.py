@@ -109,7 +109,10 @@ def tensorrt_check(info: SystemInfo, *, required: bool) -> Check:
     """TensorRT: its version, or what to install; ``required`` with ``--require-tensorrt``."""
     version = info.libraries.get("tensorrt")
     if version is None:
-        return Check("tensorrt", "missing", TENSORRT_MISSING, required=required)
+        detail = TENSORRT_MISSING
+        if info.jetson:  # JetPack installs it for the system Python
+            detail += " (a virtual environment sees JetPack's TensorRT only with --system-site-packages)"
+        return Check("tensorrt", "missing", detail, required=required)
     module, error = _import("tensorrt")
     if module is None:
         return Check(
