@@ -35,8 +35,6 @@ def test_doctor_runs_the_cpu_round_trip_and_says_what_to_install(
     import torch
 
     from edgeres import load_model
-    from edgeres.data.preprocess import preprocess_array
-    from edgeres.doctor.model import synthetic_images
     from edgeres.runners import make_runner
 
     monkeypatch.chdir(tmp_path)
@@ -68,6 +66,7 @@ def test_doctor_runs_the_cpu_round_trip_and_says_what_to_install(
     kept = tmp_path / "kept"
     assert sorted(p.name for p in kept.iterdir()) == [
         "calib.npz",
+        "inputs.npy",
         "resnet20.fp32.onnx",
         "resnet20.int8.calib.json",
         "resnet20.int8.cpu.onnx",
@@ -75,7 +74,8 @@ def test_doctor_runs_the_cpu_round_trip_and_says_what_to_install(
         "resnet20.pt",
     ]
     loaded = load_model(kept / "resnet20.pt")
-    x = preprocess_array(synthetic_images(64, record["settings"]["seed"] + 2), loaded.meta.preprocessing)
+    x = np.load(kept / "inputs.npy")
+    assert x.shape == (64, 3, 32, 32) and x.dtype == np.float32
     with torch.no_grad():
         want = loaded.require_module().eval()(torch.from_numpy(x)).numpy()
     for name, file in (("onnxruntime fp32", "fp32"), ("onnxruntime int8 (cpu)", "int8.cpu")):

@@ -9,7 +9,9 @@ scaled: the predictions spread over the classes and stay away from ties, as a tr
 model's do, so an agreement of two backends means something.
 
 The images are synthetic 32x32 pictures: a random colour, stripes of a random direction
-and frequency, and noise. Calibration and comparison use different images.
+and frequency, and noise. Calibration and comparison use different images. The compared
+images are the half of twice as many on which the model's two top classes are furthest
+apart: on a near tie any two backends agree or not by chance.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Reference:
     module: Any
     meta: Any
     checkpoint: Path
-    #: float32 (N, 3, 32, 32) normalized inputs the backends are compared on.
+    #: float32 (N, 3, 32, 32) normalized inputs the backends are compared on (saved as inputs.npy).
     inputs: np.ndarray
     #: PyTorch's float32 (N, classes) logits for ``inputs``.
     logits: np.ndarray
@@ -71,9 +73,8 @@ def build_reference(folder: Path, *, images: int = 64, seed: int = 0) -> Referen
     spec = get_spec(ARCH)
     pre = spec.preprocessing
     calib_images = synthetic_images(images, seed + 1)
-    check_images = synthetic_images(images, seed + 2)
     calib_x = torch.from_numpy(preprocess_array(calib_images, pre))
-    inputs = preprocess_array(check_images, pre)
+    candidates = preprocess_array(synthetic_images(2 * images, seed + 2), pre)
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -100,7 +101,10 @@ def build_reference(folder: Path, *, images: int = 64, seed: int = 0) -> Referen
         assert isinstance(fc, torch.nn.Linear)
         fc.weight.copy_(weight)
         fc.bias.copy_(-(weight @ centre))
-        logits = model(torch.from_numpy(inputs)).numpy()
+        scores = model(torch.from_numpy(candidates)).numpy()
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    clear = np.sort(np.argsort(top2[:, 0] - top2[:, 1], kind="stable")[:images])  # widest margins first
+    inputs, logits = np.ascontiguousarray(candidates[clear]), scores[clear]
 
     meta = ModelMeta(
         arch=ARCH,
@@ -111,4 +115,5 @@ def build_reference(folder: Path, *, images: int = 64, seed: int = 0) -> Referen
     checkpoint = save_checkpoint(model, meta, folder / f"{ARCH}.pt")
     calib = folder / "calib.npz"
     np.savez(calib, images=calib_images)
+    np.save(folder / "inputs.npy", inputs)
     return Reference(model, meta, checkpoint, inputs, logits.astype(np.float32), calib)
