@@ -115,3 +115,33 @@ def test_engines_build_run_and_agree_with_onnxruntime(tmp_path: Path) -> None:
         assert row.latency_ms is not None and row.latency_ms > 0 and row.seconds is not None
         assert (tmp_path / "kept" / f"resnet20.{precision}.engine").is_file()
     assert report.seconds < 120
+
+
+def test_package_rows_say_what_to_install_and_which_are_required() -> None:
+    from dataclasses import replace
+
+    from edgeres.doctor.versions import gpu_check, package_checks, tensorrt_check
+    from edgeres.sysinfo import collect
+
+    here = collect()
+    info = replace(here, libraries={**here.libraries, "onnx": None}, cuda_devices=(), jetson={"l4t": "R36.4"})
+    rows = {c.name: c for c in package_checks(info)}
+    assert rows["onnx"].status == "missing" and rows["onnx"].is_failure
+    assert rows["onnx"].detail == "not installed: pip install onnx"
+    assert rows["torch"].status == "ok" and rows["onnxruntime"].status == "ok"
+    assert "CPUExecutionProvider" in rows["onnxruntime"].detail
+
+    gpu = gpu_check(info, required=False)
+    assert gpu.status == "missing" and not gpu.is_failure and "no CUDA device visible to torch" in gpu.detail
+    assert gpu_check(info, required=True).is_failure
+    if importlib.util.find_spec("tensorrt") is None:
+        trt = tensorrt_check(info, required=False)
+        assert trt.status == "missing" and not trt.is_failure
+        assert trt.detail.startswith("TensorRT not installed: pip install tensorrt, or JetPack's TensorRT")
+        assert "--system-site-packages" in trt.detail  # on a Jetson, the venv must see JetPack's
+        # Package metadata without an importable module: a broken install fails, required or not.
+        broken = tensorrt_check(
+            replace(info, libraries={**info.libraries, "tensorrt": "10.3.0"}), required=False
+        )
+        assert broken.status == "failed" and broken.is_failure
+        assert broken.detail.startswith("10.3.0 is installed but does not import (ModuleNotFoundError")
