@@ -74,6 +74,8 @@ def test_settings_check_their_values() -> None:
         DoctorSettings(min_agreement={"fp32": -0.1})
     with pytest.raises(UsageError, match="images must be"):
         DoctorSettings(images=0)
+    with pytest.raises(UsageError, match="nothing to keep with --quick"):
+        DoctorSettings(quick=True, keep=Path("kept"))
 
 
 def test_keep_takes_a_new_or_empty_folder_only(tmp_path: Path) -> None:

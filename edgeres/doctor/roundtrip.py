@@ -12,6 +12,7 @@ difference of the logits and the top-1 agreement; latency is timed with
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ from edgeres.doctor.model import Reference
 from edgeres.errors import EdgeresError
 
 __all__ = ["Progress", "compare", "compared_check", "cpu_checks", "engine_checks", "time_model"]
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -79,6 +82,7 @@ def time_model(path: Path, *, backend: str, device: str = "cpu", iters: int = 20
 
 
 def _failed(name: str, exc: BaseException) -> Check:
+    log.debug("doctor check %s failed", name, exc_info=exc)  # the traceback, with --debug
     text = str(exc).strip().splitlines()
     message = text[0] if text else type(exc).__name__
     if not isinstance(exc, EdgeresError):

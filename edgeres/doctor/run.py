@@ -75,6 +75,8 @@ class DoctorSettings:
         object.__setattr__(self, "min_agreement", merged)
         if self.keep is not None:
             object.__setattr__(self, "keep", Path(self.keep))
+            if self.quick:
+                raise UsageError("--keep has nothing to keep with --quick, which builds nothing; drop one")
 
     def to_dict(self) -> dict[str, Any]:
         return {
