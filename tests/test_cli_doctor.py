@@ -28,6 +28,7 @@ def _doctor_temporaries() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("edgeres-doctor-*")}
 
 
+@pytest.mark.slow
 @without_tensorrt
 def test_doctor_runs_the_cpu_round_trip_and_says_what_to_install(
     run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -111,6 +112,7 @@ def test_quick_checks_versions_only(run_cli, tmp_path: Path, monkeypatch: pytest
     assert "onnxruntime fp32" not in names and " skipped " in _row(r.out, "round trip")
 
 
+@pytest.mark.slow
 def test_a_planted_failure_fails_the_run(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import edgeres.doctor.run as doctor_run
 
