@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from edgeres.commands import bench, demo, engine, export, models, pipeline, quantize, report, train
+from edgeres.commands import bench, demo, doctor, engine, export, models, pipeline, quantize, report, train
 
 COMMANDS: tuple[click.Command, ...] = (
     models.models_cmd,
@@ -27,6 +27,7 @@ COMMANDS: tuple[click.Command, ...] = (
     train.train_cmd,
     train.experiment_group,
     demo.demo_cmd,
+    doctor.doctor_cmd,
 )
 
 
