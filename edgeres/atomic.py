@@ -70,6 +70,7 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str | None = None) ->
 
 #: The file system refused the bytes: full, over quota, read-only, not permitted.
 _MACHINE_ERRNOS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space"}
+_MACHINE_ERRNOS[errno.EFBIG] = "raise the file size limit (ulimit -f) or write elsewhere"
 _MACHINE_ERRNOS.update(dict.fromkeys((errno.EROFS, errno.EACCES, errno.EPERM), "choose a writable folder"))
 
 
@@ -90,7 +91,21 @@ def _machine_failure(exc: BaseException, directory: Path) -> str | None:
             return None
         if fs.f_bavail * fs.f_frsize < _NEARLY_FULL:
             return f"{os.strerror(errno.ENOSPC)}; free some space"
+        if _file_size_limit() is not None:  # torch.save's short write under ulimit -f: a RuntimeError
+            return (
+                f"the write stopped at the file size limit ({_file_size_limit()} bytes); raise it (ulimit -f)"
+            )
     return None
+
+
+def _file_size_limit() -> int | None:
+    """The process's file size limit (RLIMIT_FSIZE) in bytes, or None when there is none."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 _NEARLY_FULL = 256 * 1024

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SourceFormat = Literal["checkpoint", "torchscript", "exported_program", "state_dict", "pickle", "onnx"]
 
+_TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".bin", ".tar")
 _STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "weights")
 
 
@@ -102,7 +103,9 @@ def load_model(
     if path.is_dir():
         raise UsageError(f"'{path}' is a folder; give the model file (.pt, .pt2, .onnx)")
     if path.stat().st_size == 0:
-        raise EdgeresError(f"model file '{path}' is empty; re-save or re-download it")
+        raise EdgeresError(
+            f"model file '{path}' is empty (0 bytes): damaged or not fully written; re-save or re-download it"
+        )
     kind = _sniff(path)
     if kind == "onnx":
         from edgeres.export.onnx_meta import read_onnx_meta
@@ -136,12 +139,14 @@ def _sniff(path: Path) -> str:
             return "exported_program"
         if any(n.endswith("data.pkl") for n in names):
             return "torch_pickle"
-        raise UsageError(f"'{path}' is a zip archive but not a PyTorch file edgeres knows")
+        raise EdgeresError(f"'{path}' is a zip archive but not a PyTorch file edgeres knows")
     if path.suffix.lower() == ".onnx":
         return "onnx"
     if head[:1] == b"\x80":  # pickle protocol marker: legacy (non-zip) torch.save
         return "torch_pickle"
-    raise UsageError(
+    if path.suffix.lower() in _TORCH_SUFFIXES:  # named as a PyTorch file, but its bytes are not one
+        raise EdgeresError(f"'{path}' is damaged: it is not a PyTorch file; re-save or re-download it")
+    raise EdgeresError(
         f"'{path}' is not a format edgeres reads; give an edgeres checkpoint, a state_dict, "
         "TorchScript, a torch.export .pt2 program, or an ONNX file"
     )

@@ -109,6 +109,9 @@ class ModelMeta:
             )
         if not all(isinstance(c, str) for c in self.class_names):
             raise UsageError("class names must be text")
+        repeated = next((c for i, c in enumerate(self.class_names) if c in self.class_names[:i]), None)
+        if repeated is not None:
+            raise UsageError(f"class name '{repeated}' is given twice; each output needs its own name")
         if self.class_names and len(self.class_names) != self.num_classes:
             raise UsageError(
                 f"{len(self.class_names)} class names given for a model with "

@@ -168,3 +168,19 @@ def test_a_read_only_folder_is_one_line(run_cli, files: dict[str, Path], tiny_fs
     assert r.code == 1, r.err
     lines = r.err.strip().splitlines()
     assert lines[-1].startswith("error: ") and str(tiny_fs) in lines[-1] and "Traceback" not in r.err, r.err
+
+
+@pytest.mark.parametrize(("field", "value"), [("num_images", "Infinity"), ("top1", "NaN")])
+def test_a_result_with_a_non_finite_number_is_refused(
+    run_cli, files: dict[str, Path], tmp_path: Path, field, value
+) -> None:
+    """A result file holding Infinity or NaN (json.loads reads both) is damaged, in any field."""
+    data = json.loads(files["wrong"].read_text())
+    data["result"]["top1"] = 0.5
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(data).replace(f'"{field}": {json.dumps(data["result"][field])}', f'"{field}": {value}')
+    )
+    assert value in bad.read_text()
+    r = run_cli("report", str(bad), "-o", str(tmp_path / "rep"))
+    assert r.code == 1 and f"'result.{field}' should be" in r.err and r.err.count("\n") == 1, r.err

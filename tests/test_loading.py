@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,11 @@ def test_truncated_checkpoint_is_a_one_line_error(resnet20_checkpoint: Path, tmp
 
 @pytest.mark.parametrize(
     "content, match",
-    [(b"", "empty"), (b"hello, not a model", "not a format"), (b"PK\x03\x04garbage", "truncated or corrupt")],
+    [
+        (b"", "empty"),
+        (b"hello, not a model", "is damaged: it is not a PyTorch file"),
+        (b"PK\x03\x04garbage", "truncated or corrupt"),
+    ],
 )
 def test_bad_files(tmp_path: Path, content: bytes, match: str) -> None:
     path = tmp_path / "model.pt"
@@ -206,3 +211,47 @@ def test_oversized_flags_are_refused_before_building(tmp_path: Path) -> None:
         load_model(path, "resnet20", overrides=MetaOverrides(input_size=(100000, 100000)))
     with pytest.raises(UsageError, match="more than edgeres accepts"):
         load_model(path, "resnet20", overrides=MetaOverrides(num_classes=300_000_000))
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("random.pt", bytes(range(7, 250)) * 4, "is damaged: it is not a PyTorch file"),
+        ("empty.pth", b"", "is empty (0 bytes): damaged"),
+        ("classes.txt", b"cat\ndog\n", "is not a format edgeres reads"),
+    ],
+)
+def test_a_file_that_is_no_model_is_a_failed_input_not_a_usage_error(
+    tmp_path: Path, name: str, data: bytes, says: str
+) -> None:
+    """The command line was right (the file exists); its bytes are not a model: exit status 1."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(EdgeresError, match=re.escape(says)) as info:
+        load_model(path)
+    assert info.value.exit_code == 1 and not isinstance(info.value, UsageError)
+
+
+def test_a_checkpoint_write_stopped_by_the_file_size_limit_is_one_line(tmp_path: Path) -> None:
+    """torch.save reports a short write as a RuntimeError without an errno; a real size limit (ulimit -f)."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then the write fails with EFBIG instead of a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    out = tmp_path / "c.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeres", "create", "resnet56", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "c.pt" in proc.stderr and "file size limit (65536 bytes)" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-written

@@ -73,3 +73,8 @@ def test_declared_sizes_have_documented_limits() -> None:
         Preprocessing(std=(float("inf"), 1.0, 1.0))
     with pytest.raises(EdgeresError, match="malformed"):
         ModelMeta.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_a_class_name_given_twice_is_refused() -> None:
+    with pytest.raises(UsageError, match="class name 'cat' is given twice"):
+        ModelMeta(arch="resnet20", num_classes=3, class_names=("cat", "cat", "dog"))

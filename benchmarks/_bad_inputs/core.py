@@ -226,6 +226,8 @@ def _broken(path: Path) -> str | None:
         return None
     if path.is_symlink() or not path.is_file():
         return None
+    if name == ".edgeres.lock":  # the pipeline's lock file: it stays, by design (docs/security.md)
+        return None
     if ".tmp" in name or (name.startswith(".") and name.count(".") >= 2) or name.endswith(".partial"):
         return "temporary file"
     if size == 0:

@@ -12,7 +12,7 @@ from edgeres.data.manifest import write_manifest
 from edgeres.data.reader import SkippedImages
 from edgeres.data.sampling import stratified_sample
 from edgeres.data.sources import FileListSource, UnreadableImageError, open_source
-from edgeres.errors import UsageError
+from edgeres.errors import EdgeresError, UsageError
 
 log = logging.getLogger("edgeres.data")
 
@@ -81,7 +81,7 @@ def _non_empty(source: FileListSource) -> np.ndarray:
             "skipping %d empty (0-byte) image file(s) of %s, first: %s", empty, source.describe(), first
         )
     if not len(keep):
-        raise UsageError(
+        raise EdgeresError(
             f"every image file of {source.describe()} is empty (0 bytes); nothing to calibrate on"
         )
     return keep

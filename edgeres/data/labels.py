@@ -146,6 +146,12 @@ def _align(source: ImageSource, names: tuple[str, ...], num_classes: int, ignore
             f"{source.describe()} has {what} but the model has only {num_classes} outputs; "
             "evaluate it on data with the model's classes"
         )
+    if source_names and not names and len(source_names) != num_classes:
+        raise EdgeresError(
+            f"{source.describe()} has {len(source_names)} classes and the model {num_classes} outputs with "
+            "no class names, so which folder is which output cannot be known; name the model's classes "
+            "with --classes"
+        )
     if source_names and not names:
         log.warning(
             "the model has no class names: labels follow the data's %s order; "

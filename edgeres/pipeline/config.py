@@ -63,6 +63,8 @@ def load_config(path: str | os.PathLike[str] | None) -> PipelineConfig:
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
+    except UnicodeDecodeError:
+        raise EdgeresError(f"{path} is not UTF-8 text; save the config file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise EdgeresError(f"{path} is not valid TOML: {exc}") from None
     except OSError as exc:

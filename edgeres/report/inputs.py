@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -152,8 +153,10 @@ def _num(d: Mapping[str, Any], key: str, where: str, *, integer: bool = False) -
     x = d.get(key)
     if x is None:
         return None
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or (integer and not float(x).is_integer()):
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         raise _WrongType(f"{where}{key}", "an integer" if integer else "a number", x)
+    if integer and not float(x).is_integer():
+        raise _WrongType(f"{where}{key}", "an integer", x)
     return int(x) if integer else float(x)
 
 
@@ -208,9 +211,8 @@ def _accuracy(result: Mapping[str, Any], source: str, where: str, **extra: Any) 
         per_class.append(
             ClassAccuracy(str(name), _num(c, "correct", at, integer=True), _num(c, "total", at, integer=True))
         )
-    images = _num(result, "num_labelled", where, integer=True) or _num(
-        result, "num_images", where, integer=True
-    )
+    labelled, evaluated = (_num(result, k, where, integer=True) for k in ("num_labelled", "num_images"))
+    images = labelled or evaluated
     return Accuracy(
         top1=_num(result, "top1", where),
         top5=_num(result, "top5", where),

@@ -86,7 +86,7 @@ def test_calib_set_of_only_empty_images_is_an_error(run_cli, tmp_path: Path) -> 
     out = tmp_path / "c.txt"
     r = run_cli("calib-set", str(data), "--size", "4", "-o", str(out))
     lines = r.err.strip().splitlines()
-    assert r.code == 2 and lines[-1].startswith("error: every image file of") and "0 bytes" in lines[-1]
+    assert r.code == 1 and lines[-1].startswith("error: every image file of") and "0 bytes" in lines[-1]
     assert "Traceback" not in r.err and not out.exists()
     (data / "a" / "0.png").write_bytes(b"garbage")  # one non-empty file that does not decode
     r = run_cli("calib-set", str(data), "--size", "4", "-o", str(out))

@@ -78,6 +78,16 @@ def test_a_model_without_names_keeps_sorted_order_and_says_so(
     assert len(notices) == 1 and "sorted folder order" in notices[0]
 
 
+def test_a_nameless_model_with_more_outputs_than_folders_is_an_error(tmp_path: Path) -> None:
+    """Sorted order pairs folders with outputs only when there are as many of each: 2 named folders
+    on a 3-output model without names (or 10 on a 1000-output ImageNet model) would be scored
+    against outputs 0 and 1 whatever they are."""
+    model = colour_checkpoint(tmp_path / "m.pt", ("apple", "mango", "zebra"), named=False)
+    data = colour_folder(tmp_path / "data", {"apple": 1, "mango": 1})
+    with pytest.raises(EdgeresError, match="has 2 classes and the model 3 outputs with no class names"):
+        _evaluate(model, data)
+
+
 def test_labels_past_the_model_outputs_are_an_error(tmp_path: Path) -> None:
     model = colour_checkpoint(tmp_path / "m.pt", ("apple", "mango", "zebra"), named=False)
     data = colour_folder(tmp_path / "data", {"apple": 1, "kiwi": 1, "mango": 1, "zebra": 1})

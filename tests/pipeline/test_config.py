@@ -121,3 +121,11 @@ def test_contradicting_settings_are_refused_before_anything_is_written(
     with pytest.raises(UsageError, match="bench batch 1 is smaller"):
         run_pipeline(resnet20_checkpoint, out, bad_profile, calib="digits", progress=False)
     assert not out.exists()
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "edgeres.toml"
+    path.write_bytes(b"[eval]\nsize = 10 # \xff\xfe\n")
+    with pytest.raises(EdgeresError, match="is not UTF-8 text; save the config file as UTF-8") as info:
+        load_config(path)
+    assert info.value.exit_code == 1
