@@ -38,6 +38,7 @@ def cli(debug: bool, verbose: bool) -> None:
       edgeres demo                        # train, quantize, measure, report: no download
       edgeres models                      # the ResNets of He et al. 2015
       edgeres info                        # versions, CPU features, GPUs
+      edgeres doctor                      # check this install end to end, first thing on a device
       edgeres inspect model.pt            # what a model file holds
     """
     if debug:

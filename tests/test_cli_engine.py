@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgeres.engine.fp16 import model_precision
+from tests.conftest import CifarFolder
 
 pytest.importorskip(
     "onnxconverter_common", reason="onnxconverter-common is not installed (pip install edgeres[dev])"
@@ -25,7 +26,9 @@ def fp32_onnx(tmp_path_factory: pytest.TempPathFactory, resnet20_checkpoint: Pat
     return path
 
 
-def test_convert_fp16_writes_a_model_eval_can_run(run_cli, fp32_onnx: Path, tmp_path: Path) -> None:
+def test_convert_fp16_writes_a_model_eval_can_run(
+    run_cli, fp32_onnx: Path, cifar_train: CifarFolder, tmp_path: Path
+) -> None:
     import onnx
 
     out = tmp_path / "r20.fp16.onnx"
@@ -33,8 +36,9 @@ def test_convert_fp16_writes_a_model_eval_can_run(run_cli, fp32_onnx: Path, tmp_
     assert r.code == 0, r.err
     assert model_precision(onnx.load(str(out))) == "fp16"
     r = run_cli(
-        "eval", str(out), "--data", "digits", "--size", "50", "--compare", str(fp32_onnx), "--no-progress"
-    )
+        "eval", str(out), "--data", str(cifar_train.path), "--size", "50", "--compare", str(fp32_onnx),
+        "--no-progress",
+    )  # fmt: skip
     assert r.code == 0, r.err
     agreement = float(r.out.split("top-1 agreement with the reference: ")[1].split("%")[0])
     assert agreement >= 90.0
