@@ -24,9 +24,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 #: mutmut's result names, and whether the mutant was caught.
@@ -36,12 +37,15 @@ NOT_RUN = {"skipped", "not checked", "no tests"}
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="", help="comma-separated module paths under edgeres/, e.g. quantize/methods")
+    ap.add_argument("--only", default="", help="comma-separated modules under edgeres/, e.g. quantize/methods")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
     ap.add_argument("--out", type=Path, default=None, help="JSON of the scores (default WORKDIR/score.json)")
-    ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 0))
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--show-survivors", action="store_true", help="print the diff of each surviving mutant")
     ap.add_argument("--keep", action="store_true", help="reuse WORKDIR's earlier results (resume)")
+    ap.add_argument(
+        "--tests", default="", help="comma-separated test paths that may kill mutants (default: pyproject's)"
+    )
     args = ap.parse_args()
     if shutil.which("mutmut") is None:
         print("error: mutmut is not installed; pip install -e '.[mutation]'", file=sys.stderr)
@@ -49,7 +53,7 @@ def main() -> int:
     work = args.workdir.resolve()
     modules = _modules(args.only)
     _copy_tree(work, keep=args.keep)
-    _write_config(work, modules)
+    _write_config(work, modules, [t.strip() for t in args.tests.split(",") if t.strip()])
     patterns = [_mutant_prefix(m) + "*" for m in modules]
     run = subprocess.run(["mutmut", "run", "--max-children", str(args.jobs), *patterns], cwd=work)
     if run.returncode not in (0, 1):  # mutmut exits 1 when a mutant survived
@@ -104,14 +108,23 @@ def _copy_tree(work: Path, *, keep: bool) -> None:
         shutil.copy2(ROOT / rel, target)
 
 
-def _write_config(work: Path, modules: list[str]) -> None:
-    """The copy's pyproject.toml mutates only ``modules``."""
+def _write_config(work: Path, modules: list[str], tests: list[str]) -> None:
+    """The copy's pyproject.toml mutates only ``modules`` (and runs only ``tests``, when given)."""
     path = work / "pyproject.toml"
     text = path.read_text()
     listed = ", ".join(json.dumps(m) for m in modules)
     text, n = re.subn(r"only_mutate = \[.*?\]", f"only_mutate = [{listed}]", text, count=1, flags=re.S)
     if n != 1:
         raise SystemExit("error: pyproject.toml has no [tool.mutmut] only_mutate list")
+    if tests:
+        chosen = ", ".join(json.dumps(t) for t in tests)
+        text = re.sub(
+            r"pytest_add_cli_args_test_selection = \[.*?\]",
+            f"pytest_add_cli_args_test_selection = [{chosen}]",
+            text,
+            count=1,
+            flags=re.S,
+        )
     path.write_text(text)
 
 
