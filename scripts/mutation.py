@@ -37,7 +37,7 @@ NOT_RUN = {"skipped", "not checked", "no tests"}
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="", help="comma-separated modules under edgeres/, e.g. quantize/methods")
+    ap.add_argument("--only", default="", help="modules under edgeres/, e.g. quantize/methods")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation")
     ap.add_argument("--out", type=Path, default=None, help="JSON of the scores (default WORKDIR/score.json)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
