@@ -34,18 +34,23 @@ def fast_config() -> PipelineConfig:
 
 @pytest.fixture(scope="session")
 def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A resnet20 checkpoint for the digits classes, recording (like edgeres train) its validation split."""
+    """A resnet20 for the digits classes whose predictions vary, recording (like edgeres train) its split."""
     pytest.importorskip("sklearn", reason="the digits data needs scikit-learn (pip install edgeres[demo])")
     import torch
 
     from edgeres.checkpoint import save_checkpoint
     from edgeres.data import open_source, split_indices
+    from edgeres.export.fold import randomize_batchnorm
     from edgeres.metadata import ModelMeta, Preprocessing, Provenance
     from edgeres.models import get_model
+    from tests.fitted import fit_head
 
     torch.manual_seed(0)
     model = get_model("resnet20", num_classes=10)
-    _, val = split_indices(open_source("digits").labels, 0.1, seed=0)
+    randomize_batchnorm(model, seed=0)  # and a fitted head: default statistics predict one class
+    digits = open_source("digits")
+    train_idx, val = split_indices(digits.labels, 0.1, seed=0)
+    fit_head(model, digits.images[train_idx[:300]], digits.labels[train_idx[:300]], (0.5,) * 3, (0.25,) * 3)
     meta = ModelMeta(
         arch="resnet20",
         num_classes=10,

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeres.pipeline import (
@@ -33,6 +34,23 @@ FP16_AGAIN = "up to date" if FP16 else "skipped"  # fp16 in a second run
 
 def statuses(result: PipelineResult) -> dict[str, str]:
     return {s.name: s.status.value for s in result.stages}
+
+
+def _predictions(model: Path, out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1 of each evaluated image, its label): 64 of train's held-out images, stratified, seed 0."""
+    from edgeres.data import open_source, stratified_sample
+    from edgeres.data.preprocess import preprocess
+    from edgeres.export.onnx_meta import read_onnx_meta
+    from edgeres.runners import OnnxRuntimeRunner
+
+    split = json.loads((out / "train_split.json").read_text())
+    source = open_source(split["data"])
+    held = np.asarray(split["val_indices"], dtype=np.int64)
+    chosen = held[stratified_sample(source.labels[held], 64, seed=0)]
+    meta = read_onnx_meta(model)
+    batch = np.stack([preprocess(source.load(int(i)), meta.preprocessing) for i in chosen])
+    with OnnxRuntimeRunner(model) as runner:
+        return np.argmax(runner.infer(batch), axis=1), source.labels[chosen]
 
 
 def test_first_run_makes_every_artifact(first_run: tuple[Path, PipelineResult]) -> None:
@@ -82,7 +100,13 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
     assert int8["precision"] == "int8" and Path(int8["model"]).name == "model.int8.cpu.onnx"
     assert int8["result"]["num_images"] == 64
     assert int8["reference"]["result"] == fp32["result"]
-    assert 0.0 <= int8["reference"]["agreement"] <= 1.0
+    # The figures recomputed here: the 64-image sample of train's held-out images, each model run with ORT.
+    fp32_pred, labels = _predictions(out / "model.fp32.onnx", out)
+    int8_pred, _ = _predictions(out / "model.int8.cpu.onnx", out)
+    assert len(set(fp32_pred.tolist())) > 1  # a model that answers one class proves nothing
+    assert int8["reference"]["agreement"] == pytest.approx(float(np.mean(int8_pred == fp32_pred)), abs=1e-12)
+    assert fp32["result"]["top1"] == pytest.approx(float(np.mean(fp32_pred == labels)), abs=1e-12)
+    assert int8["result"]["top1"] == pytest.approx(float(np.mean(int8_pred == labels)), abs=1e-12)
     if FP16:
         assert json.loads((out / "eval_fp16.json").read_text())["precision"] == "fp16"
 

@@ -45,6 +45,7 @@ def fragile_model(tmp_path_factory: pytest.TempPathFactory) -> FragileModel:
     from edgeres.metadata import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, Preprocessing
     from edgeres.models import get_model
     from edgeres.runners import OnnxRuntimeRunner
+    from tests.fitted import fit_head
 
     digits = digits_source()
     images = np.ascontiguousarray(digits.images[:300])
@@ -57,18 +58,7 @@ def fragile_model(tmp_path_factory: pytest.TempPathFactory) -> FragileModel:
         block.bn1.bias[0] = -5.0  # channel 0 of relu(bn1(conv1(x))) is always 0
         w = block.conv2.weight
         w[:, 0] = 1000.0 * float(w.abs().max())
-        net.eval()
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-        x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
-        features: list[torch.Tensor] = []
-        hook = net.fc.register_forward_hook(lambda m, i, o: features.append(i[0]))
-        net(x)
-        hook.remove()
-        f = torch.cat([features[0].double(), torch.ones(len(images), 1, dtype=torch.float64)], 1)
-        onehot = torch.nn.functional.one_hot(torch.from_numpy(digits.labels[:300]), 10).double()
-        coef = torch.linalg.solve(f.T @ f + 1.0 * torch.eye(f.shape[1], dtype=torch.float64), f.T @ onehot)
-        net.fc.weight.copy_(coef[:-1].T.float())
-        net.fc.bias.copy_(coef[-1].float())
+    fit_head(net, images, digits.labels[:300], IMAGENET_MEAN, IMAGENET_STD)
     meta = ModelMeta(
         arch="resnet20", num_classes=10, class_names=CLASSES, preprocessing=Preprocessing(input_size=(32, 32))
     )

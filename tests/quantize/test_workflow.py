@@ -28,6 +28,19 @@ def npz_data(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
+def _predictions(model: Path, target: str, npz: str, indices: np.ndarray) -> np.ndarray:
+    """Top-1 class of each image, run here with ONNX Runtime, not through edgeres.evaluate."""
+    from edgeres.data.preprocess import preprocess_array
+    from edgeres.export.onnx_meta import read_onnx_meta
+    from edgeres.quantize.workflow import faithful_to
+    from edgeres.runners import OnnxRuntimeRunner
+
+    meta = read_onnx_meta(model)
+    batch = preprocess_array(np.load(npz)["images"][indices], meta.preprocessing)
+    with OnnxRuntimeRunner(model, disabled_optimizers=faithful_to(target)) as runner:
+        return np.argmax(runner.infer(batch), axis=1)
+
+
 def test_selection_never_reuses_held_out_images(npz_data: str) -> None:
     s = select_images(npz_data, npz_data, calib_size=100, seed=0, tune=True)
     assert s.eval_indices is not None
@@ -64,9 +77,18 @@ def test_quantize_writes_both_targets_and_reuses_its_cache(
     assert report.fp32_onnx == tmp_path / "resnet20.fp32.onnx" and report.fp32_onnx.exists()
     assert report.cache == tmp_path / "q.calib.json" and report.calib_images == 64
     assert report.eval_images == 30  # 10% held out of 300
+    # Agreement and top-1 recomputed here from each model's own predictions on the held-out images.
+    held = select_images(npz_data, npz_data, calib_size=64).eval_indices
+    assert held is not None and len(held) == 30
+    labels = np.load(npz_data)["labels"]
+    fp32_predictions = _predictions(report.fp32_onnx, "fp32", npz_data, held)
+    assert report.fp32_top1 == pytest.approx(float(np.mean(fp32_predictions == labels[held])), abs=1e-12)
+    assert len(set(fp32_predictions.tolist())) > 1  # a model that answers one class proves nothing
     for t in report.targets:
         assert t.path.exists() and t.num_quantized_nodes > 0
-        assert t.agreement is not None and 0.0 <= t.agreement <= 1.0
+        predictions = _predictions(t.path, t.target, npz_data, held)
+        assert t.agreement == pytest.approx(float(np.mean(predictions == fp32_predictions)), abs=1e-12)
+        assert t.top1 == pytest.approx(float(np.mean(predictions == labels[held])), abs=1e-12)
         props = {p.key: p.value for p in onnx.load(str(t.path)).metadata_props}
         assert json.loads(props["edgeres.meta"])["arch"] == "resnet20"
         assert json.loads(props["edgeres.quantization"])["method"] == "percentile"
