@@ -158,6 +158,7 @@ def _table(results: dict[str, str], modules: list[str]) -> list[dict[str, object
                 "module": module,
                 "mutants": total,
                 "killed": caught,
+                "of_which_timeout": counts.get("timeout", 0),
                 "survived": tested - caught,
                 "not_run": not_run,
                 "score": round(100 * caught / tested, 1) if tested else None,
@@ -168,11 +169,15 @@ def _table(results: dict[str, str], modules: list[str]) -> list[dict[str, object
 
 
 def _format(table: list[dict[str, object]]) -> str:
-    lines = ["| module | mutants | killed | survived | not run | score |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| module | mutants | killed | of which timeout | survived | not run | score |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in table:
         score = "-" if r["score"] is None else f"{r['score']}%"
         lines.append(
-            f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['not_run']} | {score} |"
+            f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['of_which_timeout']} | {r['survived']} "
+            f"| {r['not_run']} | {score} |"
         )
     return "\n".join(lines)
 
