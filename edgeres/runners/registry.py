@@ -211,8 +211,9 @@ def module_backend(name: str = AUTO) -> BackendSpec:
         return runs[0]
     if name != AUTO and get_backend(name).runs_modules:
         return REGISTRY[name]
-    which = " or ".join(s.name for s in runs) or "no"
-    raise UsageError(f"a PyTorch module runs on the {which} backend, not {name}")
+    if not runs:
+        raise UsageError("no backend runs a PyTorch module; give a model file")
+    raise UsageError(f"a PyTorch module runs on the {' or '.join(s.name for s in runs)} backend, not {name}")
 
 
 def available(name: str) -> bool:
