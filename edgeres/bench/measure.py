@@ -22,13 +22,11 @@ import numpy as np
 
 from edgeres.bench.results import BenchResult
 from edgeres.errors import EdgeresError, UsageError
+from edgeres.runners import registry
 
 __all__ = ["BenchSettings", "benchmark"]
 
 log = logging.getLogger(__name__)
-
-_BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-_ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 @dataclass(frozen=True)
@@ -66,8 +64,7 @@ class BenchSettings:
             raise UsageError(f"--duration must be a positive number of seconds, got {self.duration}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be at least 1, got {self.threads}")
-        if self.backend not in _BACKENDS:
-            raise UsageError(f"unknown backend '{self.backend}'; choose one of {', '.join(_BACKENDS)}")
+        registry.check_choice(self.backend)
         kind, _, index = self.device.lower().partition(":")
         if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
             raise UsageError(f"unknown device '{self.device}'; use cpu or cuda (cuda:N)")
@@ -94,10 +91,9 @@ def benchmark(model_path: str | os.PathLike[str], settings: BenchSettings) -> li
 
 
 def _guess_backend(path: Path, settings: BenchSettings) -> str:
-    if settings.backend != "auto":
+    if settings.backend != registry.AUTO:
         return settings.backend
-    suffix = path.suffix.lower()
-    return "onnxruntime" if suffix == ".onnx" else "tensorrt" if suffix in _ENGINE_SUFFIXES else "torch"
+    return registry.backend_for_file(path)
 
 
 def _prepare(path: Path, settings: BenchSettings) -> tuple[Any, tuple[int, int] | None]:
@@ -112,8 +108,8 @@ def _prepare(path: Path, settings: BenchSettings) -> tuple[Any, tuple[int, int] 
         raise UsageError(f"model file '{path}' does not exist")
     if path.is_dir():
         raise UsageError(f"'{path}' is a folder; give the model file (.pt, .onnx, .engine)")
-    backend = _guess_backend(path, settings)
-    if backend == "torch" and path.suffix.lower() != ".onnx" and path.suffix.lower() not in _ENGINE_SUFFIXES:
+    backend = registry.get_backend(_guess_backend(path, settings))
+    if backend.runs_modules and registry.owner_of(path) is None:
         loaded = load_model(path)
         return loaded.require_module(), loaded.meta.preprocessing.input_size
     if path.suffix.lower() == ".onnx":
@@ -125,10 +121,11 @@ def _failed(name: str, backend: str, settings: BenchSettings, batch: int, exc: B
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if not isinstance(exc, EdgeresError):
         message = f"{type(exc).__name__}: {message}"
+    spec = registry.REGISTRY.get(backend)
     return BenchResult(
         model=name,
         backend=backend,
-        device="cuda" if backend == "tensorrt" and settings.device == "cpu" else settings.device,
+        device=settings.device if spec is None else spec.device_for(settings.device),
         precision=settings.precision,
         batch=batch,
         threads=settings.threads,

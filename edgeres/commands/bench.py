@@ -7,6 +7,7 @@ import json
 import click
 
 from edgeres.errors import EdgeresError, UsageError
+from edgeres.runners.registry import auto_help, backend_choices
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -25,10 +26,10 @@ def parse_batches(text: str) -> tuple[int, ...]:
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
+    type=click.Choice(backend_choices()),
     default="auto",
     show_default=True,
-    help="auto: onnxruntime for .onnx, tensorrt for .engine/.plan, torch for checkpoints.",
+    help=auto_help(),
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N); engines run on cuda.")
 @click.option(

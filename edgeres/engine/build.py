@@ -140,7 +140,7 @@ def build_engine(
 
 
 def _check_output(engine_path: Path) -> None:
-    from edgeres.runners.base import ENGINE_SUFFIXES
+    from edgeres.runners.registry import ENGINE_SUFFIXES
 
     if engine_path.suffix.lower() not in ENGINE_SUFFIXES:
         raise UsageError(f"engine file '{engine_path}' must end in {', '.join(ENGINE_SUFFIXES)}")

@@ -2,16 +2,15 @@
 
 A :class:`Runner` is a context manager: ``activate()`` loads the model (builds the
 ONNX Runtime session, moves the module to its device), ``infer()`` turns a float32
-NCHW batch into float32 logits, ``deactivate()`` lets it go. Heavy packages
-(torch, onnxruntime, tensorrt) are imported only by the backend modules, so
-``import edgeres.runners`` stays light.
+NCHW batch into float32 logits, ``deactivate()`` lets it go. Which backend runs a
+model is the business of :mod:`edgeres.runners.registry`, which imports the backend
+modules (and their heavy packages: torch, onnxruntime, tensorrt) only when a runner is
+made, so ``import edgeres.runners`` stays light.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
-import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
+from edgeres.errors import EdgeresError, UsageError
+from edgeres.runners import registry
+from edgeres.runners.registry import ENGINE_SUFFIXES
 
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["BACKENDS", "ENGINE_SUFFIXES", "Runner", "make_runner"]
 
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "tensorrt")
-ENGINE_SUFFIXES: tuple[str, ...] = (".engine", ".plan", ".trt")
+BACKENDS: tuple[str, ...]  # ("auto", *backend_names()), read from the registry by __getattr__
 Shape = tuple[int | None, ...]
 
 
@@ -153,55 +153,35 @@ def make_runner(
 
     With ``backend="auto"``: ``.onnx`` runs on ONNX Runtime, ``.engine``/``.plan``/``.trt``
     on TensorRT, an ``nn.Module`` or any other file (checkpoint, TorchScript, ``.pt2``,
-    state_dict with ``arch``) on PyTorch. The runner is returned inactive.
+    state_dict with ``arch``) on PyTorch: see :func:`edgeres.runners.registry.backend_for_file`.
+    The runner is returned inactive.
     """
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    registry.check_choice(backend)
+    owner: str | None = None
     if not isinstance(source, (str, os.PathLike)):
-        if backend not in ("auto", "torch"):
-            raise UsageError(f"a PyTorch module runs on the torch backend, not {backend}")
-        return _torch_runner(source, device, precision, threads)
-
-    path = Path(source)
-    if not path.exists():
-        raise UsageError(f"model file '{path}' does not exist")
-    if path.is_dir():
-        raise UsageError(f"'{path}' is a folder; give the model file (.pt, .onnx, .engine)")
-    suffix = path.suffix.lower()
-    if backend == "auto":
-        backend = "onnxruntime" if suffix == ".onnx" else "tensorrt" if suffix in ENGINE_SUFFIXES else "torch"
-    if backend == "tensorrt":
-        return _tensorrt_runner(path, device)
-    if backend == "onnxruntime":
-        if suffix in ENGINE_SUFFIXES:
-            raise UsageError(f"'{path}' is a TensorRT engine; run it with the tensorrt backend")
-        from edgeres.runners.onnxruntime_runner import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(path, providers=providers, device=device, threads=threads)
-    if suffix == ".onnx" or suffix in ENGINE_SUFFIXES:
-        raise UsageError(f"the torch backend runs PyTorch models, not '{path.name}'; use backend auto")
-    from edgeres.loading import load_model
-
-    return _torch_runner(load_model(path, arch).require_module(), device, precision, threads)
+        spec = registry.module_backend(backend)
+        what: Any = source
+    else:
+        what = Path(source)
+        if not what.exists():
+            raise UsageError(f"model file '{what}' does not exist")
+        if what.is_dir():
+            raise UsageError(f"'{what}' is a folder; give the model file (.pt, .onnx, .engine)")
+        owner = registry.owner_of(what)
+        spec = registry.get_backend(registry.backend_for_file(what) if backend == registry.AUTO else backend)
+    args = registry.RunnerArgs(
+        what,
+        device=spec.device_for(device),
+        threads=threads,
+        precision=precision,
+        providers=providers,
+        arch=arch,
+        owner=owner,
+    )
+    return spec.create(args)
 
 
-def _torch_runner(module: Any, device: str, precision: str, threads: int | None) -> Runner:
-    from torch import nn
-
-    from edgeres.runners.torch_runner import TorchRunner
-
-    if not isinstance(module, nn.Module):
-        raise UsageError(f"cannot run a {type(module).__name__}; give an nn.Module or a model file")
-    return TorchRunner(module, device=device, precision=precision, threads=threads)
-
-
-def _tensorrt_runner(path: Path, device: str) -> Runner:
-    if importlib.util.find_spec("tensorrt") is None:
-        raise MissingDependencyError(
-            f"running '{path.name}' needs TensorRT, which is not installed; "
-            "`pip install edgeres[tensorrt]` (on a Jetson, use JetPack's TensorRT)"
-        )
-    from edgeres.runners.tensorrt_runner import TensorRTRunner
-
-    # An engine runs only on a GPU: the CPU default of the other backends means "the default GPU" here.
-    return TensorRTRunner(path, device="cuda" if device == "cpu" else device)
+def __getattr__(name: str) -> Any:
+    if name == "BACKENDS":  # what make_runner accepts, read from the registry each time
+        return registry.backend_choices()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

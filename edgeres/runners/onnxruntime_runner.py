@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -13,7 +13,10 @@ import onnxruntime as ort
 from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
 from edgeres.runners.base import Runner, Shape, format_shape
 
-__all__ = ["PROVIDER_ALIASES", "OnnxRuntimeRunner"]
+if TYPE_CHECKING:
+    from edgeres.runners.registry import RunnerArgs
+
+__all__ = ["PROVIDER_ALIASES", "OnnxRuntimeRunner", "create"]
 
 PROVIDER_ALIASES: dict[str, str] = {
     "cpu": "CPUExecutionProvider",
@@ -131,6 +134,13 @@ class OnnxRuntimeRunner(Runner):
         x = batch.astype(_FLOAT_TYPES[self._input.type], copy=False)
         (out,) = session.run([self._output_name], {self._input.name: x})
         return np.asarray(out)
+
+
+def create(args: RunnerArgs) -> OnnxRuntimeRunner:
+    """The onnxruntime backend's factory: the ONNX file at ``args.source``."""
+    if args.owner == "tensorrt":
+        raise UsageError(f"'{args.source}' is a TensorRT engine; run it with the tensorrt backend")
+    return OnnxRuntimeRunner(args.source, providers=args.providers, device=args.device, threads=args.threads)
 
 
 def resolve_providers(providers: Sequence[str] | None, device: str = "cpu") -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,9 +32,17 @@ from edgeres.errors import EdgeresError, UsageError
 from edgeres.runners.base import Runner, Shape
 from edgeres.runners.tensorrt_io import CUDA_GRAPH_MAX_BATCH, GraphPlan, input_geometry, numpy_dtype
 
-__all__ = ["CUDA_GRAPH_MAX_BATCH", "TensorRTRunner"]
+if TYPE_CHECKING:
+    from edgeres.runners.registry import RunnerArgs
+
+__all__ = ["CUDA_GRAPH_MAX_BATCH", "TensorRTRunner", "create"]
 
 log = logging.getLogger(__name__)
+
+
+def create(args: RunnerArgs) -> TensorRTRunner:
+    """The tensorrt backend's factory: the engine at ``args.source`` (its device is already a GPU)."""
+    return TensorRTRunner(args.source, device=args.device)
 
 
 class TensorRTRunner(Runner):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,7 +14,10 @@ from torch import nn
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.runners.base import Runner, Shape
 
-__all__ = ["TorchRunner"]
+if TYPE_CHECKING:
+    from edgeres.runners.registry import RunnerArgs
+
+__all__ = ["TorchRunner", "create"]
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 
@@ -116,6 +121,20 @@ class TorchRunner(Runner):
                 )
             result: np.ndarray = out.float().cpu().numpy()
         return result
+
+
+def create(args: RunnerArgs) -> TorchRunner:
+    """The torch backend's factory: an ``nn.Module`` as it is, or a PyTorch file loaded with ``arch``."""
+    module = args.source
+    if isinstance(module, Path):
+        if args.owner is not None:
+            raise UsageError(f"the torch backend runs PyTorch models, not '{module.name}'; use backend auto")
+        from edgeres.loading import load_model
+
+        module = load_model(module, args.arch).require_module()
+    if not isinstance(module, nn.Module):
+        raise UsageError(f"cannot run a {type(module).__name__}; give an nn.Module or a model file")
+    return TorchRunner(module, device=args.device, precision=args.precision, threads=args.threads)
 
 
 def _in_channels(module: nn.Module) -> int | None:
