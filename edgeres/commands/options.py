@@ -122,3 +122,17 @@ def sample_images(spec: str, meta: Any, size: int) -> Any:
     source = open_source(spec)
     indices = stratified_sample(source.labels, size, seed=0)
     return np.concatenate([x for x, _ in iter_batches(source, indices, meta.preprocessing)])
+
+
+def method_option(**kwargs: Any) -> Callable[[F], F]:
+    """``--method``: every registered calibration method, and auto."""
+    from edgeres.quantize.settings import method_choices
+
+    return click.option("--method", type=click.Choice(method_choices()), **kwargs)
+
+
+def target_option(**kwargs: Any) -> Callable[[F], F]:
+    """``--target``: the INT8 layouts by name, auto and all (see :mod:`edgeres.quantize.targets`)."""
+    from edgeres.quantize.targets import TARGET_CHOICES
+
+    return click.option("--target", type=click.Choice(TARGET_CHOICES), **kwargs)

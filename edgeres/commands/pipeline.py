@@ -8,14 +8,15 @@ from typing import Any
 import click
 
 from edgeres.commands.options import (
-    class_names,
     classes_file,
     ignore_unknown_option,
+    method_option,
     model_options,
+    overrides_from_options,
     refuse_overwrite,
+    target_option,
 )
-
-STAGE_NAMES = ("fp16", "quantize", "engines", "eval", "bench", "report")
+from edgeres.pipeline.settings import SKIPPABLE_STAGES
 
 
 @click.command("pipeline")
@@ -39,17 +40,11 @@ STAGE_NAMES = ("fp16", "quantize", "engines", "eval", "bench", "report")
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
 @click.option(
-    "--skip", multiple=True, type=click.Choice(STAGE_NAMES), help="A stage not to run (repeatable)."
+    "--skip", multiple=True, type=click.Choice(SKIPPABLE_STAGES), help="A stage not to run (repeatable)."
 )
-@click.option(
-    "--method",
-    type=click.Choice(["percentile", "entropy", "mse", "minmax", "auto"]),
-    help="Range calibration [default: percentile, or the config's].",
-)
-@click.option(
-    "--target",
-    type=click.Choice(["auto", "cpu", "tensorrt", "all"]),
-    help="INT8 Q/DQ layout(s) [default auto: cpu without TensorRT, else both].",
+@method_option(help="Range calibration [default: percentile, or the config's].")
+@target_option(
+    help="INT8 Q/DQ layout(s); all: both [default: auto, tensorrt with TensorRT installed, else cpu]."
 )
 @click.option("--calib-size", type=int, help="Calibration images [default: 512].")
 @click.option("--eval-size", type=int, help="Evaluate a class-stratified sample of this many [default: all].")
@@ -97,7 +92,6 @@ def pipeline_cmd(
     """
     from edgeres.commands.bench import parse_batches
     from edgeres.errors import EdgeresError
-    from edgeres.metadata import parse_input_size, parse_triple
     from edgeres.pipeline import format_summary, load_config, run_pipeline
 
     refuse_overwrite(
@@ -117,14 +111,15 @@ def pipeline_cmd(
     config = config.override(
         "bench", batches=parse_batches(batch) if batch else None, iters=iters, threads=threads
     )
+    given = overrides_from_options(**opts)
     config = config.override(
         "model",
         arch=opts.get("arch"),
-        num_classes=opts.get("num_classes"),
-        classes=class_names(opts.get("classes")),
-        input_size=parse_input_size(opts["input_size"]) if opts.get("input_size") else None,
-        mean=parse_triple(opts["mean"], "--mean") if opts.get("mean") else None,
-        std=parse_triple(opts["std"], "--std") if opts.get("std") else None,
+        num_classes=given.num_classes,
+        classes=given.class_names,
+        input_size=given.input_size,
+        mean=given.mean,
+        std=given.std,
         unsafe_pickle=True if opts.get("unsafe_pickle") else None,
     )
     if skip:

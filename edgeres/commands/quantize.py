@@ -12,9 +12,11 @@ from edgeres.commands.options import (
     classes_file,
     ignore_unknown_option,
     load_from_options,
+    method_option,
     model_options,
     overrides_from_options,
     refuse_overwrite,
+    target_option,
 )
 
 
@@ -26,17 +28,13 @@ def _pct(x: float | None) -> str:
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--calib", help="Calibration images: folder, manifest, CIFAR batches, .npz or 'digits'.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="INT8 ONNX [default: MODEL.int8.onnx].")
-@click.option(
-    "--target",
-    type=click.Choice(["auto", "cpu", "tensorrt", "all"]),
+@target_option(
     default="auto",
     show_default=True,
     help="Q/DQ layout: tensorrt (engines), cpu (ONNX Runtime int8 kernels), all (both). "
     "auto: tensorrt where TensorRT is installed, else cpu.",
 )
-@click.option(
-    "--method",
-    type=click.Choice(["percentile", "entropy", "mse", "minmax", "auto"]),
+@method_option(
     default="percentile",
     show_default=True,
     help="Range calibration; auto tries all on held-out images and keeps the best.",
@@ -102,6 +100,7 @@ def quantize_cmd(
     """
     from edgeres.atomic import write_text_atomic
     from edgeres.quantize.settings import CalibrationSettings
+    from edgeres.quantize.targets import target_choice
     from edgeres.quantize.workflow import QuantizeOptions, quantize
 
     cache_exists = bool(calib_cache) and Path(str(calib_cache)).exists()
@@ -120,13 +119,13 @@ def quantize_cmd(
 
         check_writable(json_out)  # before calibration, not after it
     settings = CalibrationSettings(
-        method="percentile" if method == "auto" else method,  # type: ignore[arg-type]
+        method="percentile" if method == "auto" else method,
         percentile=percentile,
         batch_size=calib_batch,
     )
     options = QuantizeOptions(
         calib=calib,
-        target=target,  # type: ignore[arg-type]
+        target=target_choice(target),
         settings=settings,
         auto_method=method == "auto",
         calib_size=calib_size,

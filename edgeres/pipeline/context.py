@@ -10,15 +10,14 @@ import functools
 import importlib.util
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeres.data.holdout import TrainingSplit, held_out_indices, same_data
 from edgeres.errors import EdgeresError
 from edgeres.pipeline.settings import PipelineConfig
 from edgeres.pipeline.state import PipelineState
-from edgeres.quantize.selection import same_data
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,7 +132,7 @@ class Context:
     def threads(self) -> int | None:
         return self.config.bench.threads
 
-    def train_split(self) -> dict[str, Any] | None:
+    def train_split(self) -> TrainingSplit | None:
         """What the export stage found of the checkpoint's training run: data and validation split."""
         path = self.out / TRAIN_SPLIT
         if not path.is_file():
@@ -142,7 +141,7 @@ class Context:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) and isinstance(data.get("data"), str) else None
+        return TrainingSplit.from_dict(data) if isinstance(data, dict) else None
 
     def eval_data(self) -> tuple[str | None, str]:
         """The evaluation data and how it was chosen; (None, why) when there is none."""
@@ -150,7 +149,7 @@ class Context:
             return self.eval_arg, "--eval"
         split = self.train_split()
         if split is not None:
-            return split["data"], "the held-out images of the data the checkpoint was trained on"
+            return split.data, "the held-out images of the data the checkpoint was trained on"
         return None, (
             "no evaluation data: give --eval DATA (MODEL is not an edgeres checkpoint "
             "whose training data is known)"
@@ -159,30 +158,26 @@ class Context:
     def eval_images(self, spec: str) -> tuple[ImageSource, np.ndarray, str]:
         """The images accuracy is measured on, never ones the model was trained or calibrated on.
 
-        On the data the checkpoint was trained on: its recorded validation images. On the
-        calibration data: the 10% that calibration holds out (see
-        :mod:`edgeres.quantize.selection`). Then a class-stratified sample of ``eval.size``;
-        for a model whose batch is fixed at N, a multiple of N of them.
+        :func:`edgeres.data.holdout.held_out_indices` says which (the rule ``edgeres quantize``
+        follows too): on the data the checkpoint was trained on, its recorded validation images;
+        on the calibration data, the 10% calibration holds out. Then a class-stratified sample of
+        ``eval.size``; for a model whose batch is fixed at N, a multiple of N of them.
         """
         import numpy as np
 
-        from edgeres.data import open_source, split_indices, stratified_sample
+        from edgeres.data import open_source, stratified_sample
 
         source = open_source(spec)
         labels = source.labels
-        candidates = np.arange(len(source), dtype=np.int64)
-        note = f"{len(source)} images of {spec}"
         split = self.train_split()
-        seed = self.config.quantize.seed
-        on_calib = self.calib is not None and same_data(self.calib, spec) and self.quantize_planned
-        if split is not None and split.get("val_indices") is not None and same_data(split["data"], spec):
+        if split is not None and split.validation_of(spec) is not None:
             self._check_training_data(source, spec, split)
-            # quantize is given the same split (training_record), so calibration left these out
-            candidates = np.asarray(split["val_indices"], dtype=np.int64)
-            note = f"the {len(candidates)} validation images edgeres train held out"
-        elif on_calib:  # also a checkpoint trained with separate validation data: quantize held 10% out
-            _, candidates = split_indices(labels, val_fraction=0.1, seed=seed)
-            note = f"{len(candidates)} images (10%, seed {seed}) held out from calibration"
+        # quantize is given the same split and calibration data, so calibration left these out
+        calib = self.calib if self.quantize_planned else None
+        held, note = held_out_indices(labels, spec, calib=calib, split=split, seed=self.config.quantize.seed)
+        candidates = held if held is not None else np.arange(len(source), dtype=np.int64)
+        if held is None:
+            note = f"{len(source)} images of {spec}"
         if len(candidates) and candidates.max() >= len(source):
             raise EdgeresError(
                 f"the recorded validation split does not fit {spec} ({len(source)} images); give --eval DATA"
@@ -207,7 +202,7 @@ class Context:
         ignore = self.config.eval.ignore_unknown_classes
         return align_labels(source, meta.class_names, meta.num_classes, ignore_unknown=ignore)
 
-    def _check_training_data(self, source: ImageSource, spec: str, split: Mapping[str, Any]) -> None:
+    def _check_training_data(self, source: ImageSource, spec: str, split: TrainingSplit) -> None:
         """Refuse to reuse a recorded validation split on data that is not what the model trained on.
 
         The split is a list of image numbers: on another folder, or on the same folder with images
@@ -222,8 +217,8 @@ class Context:
                 f"{spec} is not the data the checkpoint was trained on: its classes "
                 f"({_few(source.class_names)}) are not the model's ({_few(names)}); {fix}"
             )
-        expected = split.get("num_images")
-        if isinstance(expected, int) and expected != len(source):
+        expected = split.num_images
+        if expected is not None and expected != len(source):
             raise EdgeresError(
                 f"{spec} has {len(source)} images but the checkpoint was trained on {expected} there: "
                 f"it has changed since (or is another folder), so its held-out images are unknown; {fix}"
@@ -232,33 +227,6 @@ class Context:
     @property
     def quantize_planned(self) -> bool:
         return self.calib is not None and "quantize" not in self.config.skip
-
-
-def train_split_record(extra: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The data and validation images of an ``edgeres train`` checkpoint, as plain JSON data."""
-    import numpy as np
-
-    record = extra.get("train") if isinstance(extra, Mapping) else None
-    if not isinstance(record, Mapping):
-        return None
-    settings = record.get("settings") or {}
-    split = record.get("split") or {}
-    if split.get("kind") == "val_data" and split.get("val_data"):
-        return {"data": str(split["val_data"]), "val_indices": None}
-    data, val = settings.get("data"), split.get("val_indices")
-    if not data or val is None:
-        return None
-    indices = np.asarray(val, dtype=np.int64).reshape(-1)
-    out: dict[str, Any] = {"data": str(data), "val_indices": indices.tolist()}
-    # images in the folder when it was trained on: decoded ones plus those skipped as unreadable
-    seen = record.get("data") or {}
-    kept, skipped = seen.get("images"), seen.get("skipped")
-    num_train, num_val = split.get("num_train"), split.get("num_val")
-    if isinstance(kept, int) and isinstance(skipped, int):
-        out["num_images"] = kept + skipped
-    elif isinstance(num_train, int) and isinstance(num_val, int):
-        out["num_images"] = num_train + num_val
-    return out
 
 
 def _few(names: tuple[str, ...] | list[str], limit: int = 3) -> str:

@@ -8,6 +8,7 @@ GPU, the engines are built again.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,44 @@ from edgeres.pipeline.state import StagePlan
 __all__ = ["engine_batch", "engines_stage", "tensorrt_identity", "tensorrt_too_old"]
 
 
-def _engine_jobs(ctx: Context) -> tuple[list[tuple[str, Path, bool, Path, str]], list[str]]:
-    """(variant, source ONNX, fp16 flag, engine path, precision) per engine to build, and notes."""
+@dataclass(frozen=True)
+class EngineJob:
+    """One engine to build: the variant it becomes, from which ONNX, and how."""
+
+    variant: str
+    source: Path
+    #: TensorRT may choose FP16 kernels too (``--fp16``): the INT8 engine with engines.int8_fp16.
+    fp16: bool
+    path: Path
+    precision: str
+
+
+@dataclass(frozen=True)
+class EnginesPlan:
+    jobs: tuple[EngineJob, ...]
+    notes: tuple[str, ...]
+
+
+def _engine_jobs(ctx: Context) -> tuple[list[EngineJob], list[str]]:
+    """The engines to build, and notes on those that cannot be."""
     e = ctx.config.engines
-    jobs, notes = [], []
+    jobs: list[EngineJob] = []
+    notes: list[str] = []
     for p in e.precisions:
         if p == "fp32":
-            jobs.append(("engine-fp32", ctx.fp32, False, ctx.out / "model.fp32.engine", "fp32"))
+            jobs.append(EngineJob("engine-fp32", ctx.fp32, False, ctx.out / "model.fp32.engine", "fp32"))
         elif p == "fp16":
             if "fp16" in ctx.variants:
-                jobs.append(
-                    ("engine-fp16", ctx.variants["fp16"].path, False, ctx.out / "model.fp16.engine", "fp16")
-                )
+                source = ctx.variants["fp16"].path
+                jobs.append(EngineJob("engine-fp16", source, False, ctx.out / "model.fp16.engine", "fp16"))
             else:
                 notes.append("no FP16 engine: no FP16 ONNX")
         elif "int8-tensorrt" in ctx.variants:
             precision = "int8+fp16" if e.int8_fp16 else "int8"
             source = ctx.variants["int8-tensorrt"].path
-            jobs.append(("engine-int8", source, e.int8_fp16, ctx.out / "model.int8.engine", precision))
+            jobs.append(
+                EngineJob("engine-int8", source, e.int8_fp16, ctx.out / "model.int8.engine", precision)
+            )
         else:
             notes.append("no INT8 engine: no TensorRT-layout INT8 model (quantize.target)")
     return jobs, notes
@@ -93,12 +114,12 @@ def _plan_engines(ctx: Context) -> StagePlan | str:
     e = ctx.config.engines
     if ctx.fixed_batch is not None and e.batch is not None and e.batch != engine_batch(ctx):
         notes.append(f"batch profile {engine_batch(ctx)}, not {e.batch}: the model's batch is fixed")
-    outputs = tuple(p for job in jobs for p in (job[3], sidecar_path(job[3])))
+    outputs = tuple(p for job in jobs for p in (job.path, sidecar_path(job.path)))
     return StagePlan(
-        fingerprint(e, engine_batch(ctx), [j[0] for j in jobs], tensorrt_identity()),
-        files=tuple(dict.fromkeys(j[1] for j in jobs)),
+        fingerprint(e, engine_batch(ctx), [j.variant for j in jobs], tensorrt_identity()),
+        files=tuple(dict.fromkeys(j.source for j in jobs)),
         outputs=outputs,
-        extra={"jobs": jobs, "notes": notes},
+        extra=EnginesPlan(tuple(jobs), tuple(notes)),
     )
 
 
@@ -108,23 +129,24 @@ def _run_engines(ctx: Context, plan: StagePlan) -> Outcome:
 
     e = ctx.config.engines
     written: list[Path] = []
-    for _, source, fp16, path, _ in plan.extra["jobs"]:
+    details = plan.details(EnginesPlan)
+    for job in details.jobs:
         options = EngineOptions(
-            fp16=fp16,
+            fp16=job.fp16,
             batch=parse_batch_profile(engine_batch(ctx)),
             workspace=parse_workspace(e.workspace) if e.workspace else None,
-            output=path,
+            output=job.path,
         )
-        result = build_engine(source, options, progress=ctx.progress)
+        result = build_engine(job.source, options, progress=ctx.progress)
         written += [result.engine_path, result.sidecar_path]
-    return Outcome(tuple(written), "; ".join(plan.extra["notes"]))
+    return Outcome(tuple(written), "; ".join(details.notes))
 
 
 def _register_engines(
     ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]
 ) -> None:
-    for name, _, _, path, precision in plan.extra["jobs"]:
-        ctx.variants[name] = Variant(name, path, precision)
+    for job in plan.details(EnginesPlan).jobs:
+        ctx.variants[job.variant] = Variant(job.variant, job.path, job.precision)
 
 
 engines_stage = StageDef("engines", _plan_engines, _run_engines, _register_engines)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeres.atomic import write_text_atomic
+from edgeres.bench.measure import BenchSettings
 from edgeres.errors import EdgeresError
 from edgeres.pipeline.context import FP16_NOT_TIMED, TRAIN_SPLIT, Context, Variant, same_data
 from edgeres.pipeline.engines import engine_batch
@@ -30,6 +32,25 @@ log = logging.getLogger(__name__)
 
 BENCH_JSON = "bench.json"
 REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    data: str
+    variants: tuple[Variant, ...]
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    timed: tuple[Variant, ...]
+    notes: tuple[str, ...]
+    settings: BenchSettings
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    #: edgeres.report.build_report, imported when the plan was made.
+    build: Callable[..., Any]
 
 
 def _eval_path(ctx: Context, v: Variant) -> Path:
@@ -54,7 +75,7 @@ def _plan_eval(ctx: Context) -> StagePlan | str:
         files=(*(v.path for v in variants), *((split,) if split.is_file() else ())),
         data=(spec,),
         outputs=tuple(_eval_path(ctx, v) for v in variants),
-        extra={"data": spec, "variants": variants},
+        extra=EvalPlan(spec, tuple(variants)),
     )
 
 
@@ -74,7 +95,8 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
     from edgeres.evaluate import agreement, evaluate, result_record
     from edgeres.export.onnx_meta import read_onnx_meta
 
-    source, indices, note = ctx.eval_images(plan.extra["data"])
+    details = plan.details(EvalPlan)
+    source, indices, note = ctx.eval_images(details.data)
     pre = read_onnx_meta(ctx.fp32).preprocessing
     batch = ctx.eval_batch
 
@@ -89,7 +111,7 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
     ref_runner, ref = run(ctx.variants["fp32"])
     reference = result_record(ctx.fp32, ref_runner, ref, name=ctx.rel(ctx.fp32))
     written, lines = [], []
-    for v in plan.extra["variants"]:
+    for v in details.variants:
         runner, result = (ref_runner, ref) if v.name == "fp32" else run(v)
         out: dict[str, Any] = result_record(v.path, runner, result, name=ctx.rel(v.path))
         if v.name != "fp32":
@@ -103,7 +125,7 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
 
 
 def _register_eval(ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]) -> None:
-    ctx.sources.extend(_eval_path(ctx, v) for v in plan.extra["variants"])
+    ctx.sources.extend(_eval_path(ctx, v) for v in plan.details(EvalPlan).variants)
 
 
 # -- bench -------------------------------------------------------------------------------------
@@ -122,7 +144,7 @@ def _timed(ctx: Context) -> tuple[list[Variant], list[str]]:
     return timed, notes
 
 
-def _bench_settings(ctx: Context) -> tuple[Any, list[str]]:
+def _bench_settings(ctx: Context) -> tuple[BenchSettings, list[str]]:
     """bench's settings: only the model's batch when it is fixed (with a note on the others)."""
     settings, n = ctx.config.bench, ctx.fixed_batch
     if n is None or settings.batches == (n,):
@@ -139,7 +161,7 @@ def _plan_bench(ctx: Context) -> StagePlan | str:
         fingerprint(settings, [v.name for v in timed]),
         files=tuple(v.path for v in timed),
         outputs=(ctx.out / BENCH_JSON,),
-        extra={"timed": timed, "notes": [*batch_notes, *notes], "settings": settings},
+        extra=BenchPlan(tuple(timed), (*batch_notes, *notes), settings),
     )
 
 
@@ -147,10 +169,11 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
     from edgeres.bench import benchmark, to_json
     from edgeres.sysinfo import collect
 
-    settings = plan.extra["settings"]
+    details = plan.details(BenchPlan)
+    settings = details.settings
     results = [
         dataclasses.replace(r, model=ctx.rel(v.path))  # named relative to OUT, as eval and quantize do
-        for v in plan.extra["timed"]
+        for v in details.timed
         for r in benchmark(v.path, settings)
     ]
     failed = [r for r in results if not r.ok]
@@ -159,7 +182,7 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
         raise EdgeresError(f"no benchmark ran ({first})")
     report = to_json(results, collect(), threads=settings.threads, settings=settings.to_dict())
     write_text_atomic(ctx.out / BENCH_JSON, json.dumps(report, indent=2, default=str) + "\n")
-    notes = list(plan.extra["notes"])
+    notes = list(details.notes)
     notes += [f"{r.model} at batch {r.batch} failed: {r.error}" for r in failed]
     if failed:
         notes.append(f"{len(failed)} of {len(results)} rows failed: not recorded, the next run times again")
@@ -194,7 +217,7 @@ def _plan_report(ctx: Context) -> StagePlan | str:
     return StagePlan(
         fingerprint(ctx.config.report),
         files=tuple(ctx.sources),
-        extra={"build": build},
+        extra=ReportPlan(build),
     )
 
 
@@ -203,7 +226,7 @@ def _title(ctx: Context) -> str:
 
 
 def _run_report(ctx: Context, plan: StagePlan) -> Outcome:
-    paths = plan.extra["build"](list(ctx.sources), ctx.out / REPORT_DIR, title=_title(ctx))
+    paths = plan.details(ReportPlan).build(list(ctx.sources), ctx.out / REPORT_DIR, title=_title(ctx))
     ctx.report = paths
     return Outcome((Path(paths.markdown), Path(paths.json), Path(paths.html)))
 

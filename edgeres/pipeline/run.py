@@ -110,8 +110,8 @@ def _check_max_drop(model: Path, config: PipelineConfig, calib: str | None, eval
     """quantize.max_drop needs evaluation data: --eval, or the split a checkpoint records."""
     if config.quantize.max_drop is None or eval_data or calib is None or "quantize" in config.skip:
         return
+    from edgeres.data.holdout import TrainingSplit
     from edgeres.loading import load_model
-    from edgeres.pipeline.context import train_split_record
 
     m = config.model
     try:
@@ -119,7 +119,7 @@ def _check_max_drop(model: Path, config: PipelineConfig, calib: str | None, eval
     except Exception:  # a model that does not load: the export stage fails and says why
         log.debug("model not loaded to look for its training split", exc_info=True)
         return
-    if train_split_record(loaded.extra) is None:
+    if TrainingSplit.from_checkpoint(loaded.extra) is None:
         raise UsageError(
             "quantize.max_drop needs evaluation data: give --eval DATA "
             "(MODEL is not an edgeres checkpoint whose training data is known)"

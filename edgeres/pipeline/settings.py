@@ -17,8 +17,11 @@ from typing import Any, Literal, get_args
 
 from edgeres.bench.measure import BenchSettings
 from edgeres.errors import UsageError
+from edgeres.quantize.settings import DEFAULT_METHOD, method_choices
+from edgeres.quantize.targets import TARGET_CHOICES, TargetChoice
 
 __all__ = [
+    "SKIPPABLE_STAGES",
     "STAGES",
     "BenchSettings",
     "EngineSettings",
@@ -32,11 +35,12 @@ __all__ = [
     "fingerprint",
 ]
 
-#: The stages, in the order they run.
+#: The stages, in the order they run. The stage definitions (:data:`edgeres.pipeline.run.STAGE_DEFS`)
+#: own the names; this copy lets the settings be checked without importing the stages, and a test
+#: keeps the two equal.
 STAGES: tuple[str, ...] = ("export", "fp16", "quantize", "engines", "eval", "bench", "report")
-
-QuantizeMethod = Literal["percentile", "entropy", "mse", "minmax", "auto"]
-TargetChoice = Literal["auto", "cpu", "tensorrt", "all"]
+#: Every stage but export, which the others need.
+SKIPPABLE_STAGES: tuple[str, ...] = STAGES[1:]
 EnginePrecision = Literal["fp32", "fp16", "int8"]
 Exporter = Literal["auto", "dynamo", "torchscript"]
 
@@ -108,11 +112,12 @@ class Fp16Settings:
 class QuantizeSettings:
     """``edgeres quantize``: method, calibration size and batch, targets, accuracy budget.
 
-    ``target`` "auto" is cpu where TensorRT is not installed, else both layouts (cpu and
-    tensorrt): the pipeline evaluates the TensorRT layout on ONNX Runtime and builds its engine.
+    ``target`` as for ``edgeres quantize`` (see :mod:`edgeres.quantize.targets`): "auto" is
+    tensorrt where TensorRT is installed, else cpu; "all" writes both layouts. The pipeline
+    evaluates a tensorrt-layout model on ONNX Runtime as well as building its engine.
     """
 
-    method: QuantizeMethod = "percentile"
+    method: str = DEFAULT_METHOD
     percentile: float = 99.999
     calib_size: int = 512
     calib_batch: int | None = None
@@ -121,8 +126,8 @@ class QuantizeSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _choice("quantize.method", self.method, get_args(QuantizeMethod))
-        _choice("quantize.target", self.target, get_args(TargetChoice))
+        _choice("quantize.method", self.method, method_choices())
+        _choice("quantize.target", self.target, TARGET_CHOICES)
         _positive("quantize.calib_size", self.calib_size)
         _positive("quantize.calib_batch", self.calib_batch)
         if self.max_drop is not None and not self.max_drop >= 0:
@@ -214,8 +219,9 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         for name in self.skip:
-            if name not in STAGES[1:]:
-                raise UsageError(f"cannot skip '{name}'; stages that can be skipped: {', '.join(STAGES[1:])}")
+            if name not in SKIPPABLE_STAGES:
+                skippable = ", ".join(SKIPPABLE_STAGES)
+                raise UsageError(f"cannot skip '{name}'; stages that can be skipped: {skippable}")
         if self.bench.backend != "auto" or self.bench.device != "cpu" or self.bench.precision != "fp32":
             raise UsageError("the pipeline picks each variant's backend and device; leave them unset")
         duration = self.bench.duration

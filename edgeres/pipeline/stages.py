@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeres.atomic import atomic_path, write_text_atomic
+from edgeres.data.holdout import TrainingSplit
 from edgeres.errors import UsageError
 from edgeres.pipeline.context import (
     FP16_ONNX,
@@ -24,10 +25,10 @@ from edgeres.pipeline.context import (
     has_module,
     onnx_fixed_batch,
     same_data,
-    train_split_record,
 )
 from edgeres.pipeline.settings import fingerprint
 from edgeres.pipeline.state import StagePlan
+from edgeres.quantize.targets import Target, resolve_targets
 
 __all__ = ["Outcome", "StageDef", "export_stage", "fp16_stage", "quantize_stage"]
 
@@ -90,9 +91,9 @@ def _run_export(ctx: Context, plan: StagePlan) -> Outcome:
         note = f"opset {result.opset}, {result.exporter} exporter"
     outputs = [ctx.fp32]
     split_path = ctx.out / TRAIN_SPLIT
-    split = train_split_record(loaded.extra)
+    split = TrainingSplit.from_checkpoint(loaded.extra)
     if split is not None:
-        write_text_atomic(split_path, json.dumps(split) + "\n")
+        write_text_atomic(split_path, json.dumps(split.to_dict()) + "\n")
         outputs.append(split_path)
     else:
         split_path.unlink(missing_ok=True)
@@ -152,18 +153,18 @@ fp16_stage = StageDef("fp16", _plan_fp16, _run_fp16, _register_fp16)
 # -- quantize ----------------------------------------------------------------------------------
 
 
-def quantize_targets(choice: str) -> tuple[str, ...]:
-    """auto: cpu where TensorRT is not installed, else both layouts."""
-    if choice == "auto":
-        return ("cpu", "tensorrt") if has_module("tensorrt") else ("cpu",)
-    return ("cpu", "tensorrt") if choice == "all" else (choice,)
+@dataclass(frozen=True)
+class QuantizePlan:
+    targets: tuple[Target, ...]
+    #: The evaluation data quantize measures accuracy on (None: it measures none).
+    eval_data: str | None
 
 
 def _plan_quantize(ctx: Context) -> StagePlan | str:
     if ctx.calib is None:
         return "no calibration data: give --calib DATA"
     q = ctx.config.quantize
-    targets = quantize_targets(q.target)
+    targets = resolve_targets(q.target)
     spec, _ = ctx.eval_data()
     if q.max_drop is not None and spec is None:
         raise UsageError("quantize.max_drop needs evaluation data: give --eval DATA")
@@ -187,21 +188,17 @@ def _plan_quantize(ctx: Context) -> StagePlan | str:
         files=(ctx.fp32,),
         data=(ctx.calib,) if shared is None or same_data(ctx.calib, shared) else (ctx.calib, shared),
         outputs=outputs,
-        extra={"targets": targets, "eval_data": shared},
+        extra=QuantizePlan(targets, shared),
     )
 
 
 def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     from edgeres.quantize.workflow import QuantizeOptions, quantize
 
-    q, targets = ctx.config.quantize, plan.extra["targets"]
+    q, details = ctx.config.quantize, plan.details(QuantizePlan)
+    targets = details.targets
     cache = ctx.out / CALIB_CACHE
     cache.unlink(missing_ok=True)  # an existing cache would be reused, not recalibrated
-    split = ctx.train_split()
-    record = None  # the checkpoint's validation images stay out of calibration, as in `edgeres quantize`
-    if split is not None and split.get("val_indices") is not None:
-        val = split["val_indices"]
-        record = {"train": {"settings": {"data": split["data"]}, "split": {"val_indices": val}}}
     settings, calib_size, eval_size = q.calibration(), q.calib_size, ctx.config.eval.size
     n = ctx.fixed_batch
     if n is not None:
@@ -211,14 +208,15 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
         calib_size = max(n, calib_size - calib_size % n)
         eval_size = n
     options = QuantizeOptions(
-        training_record=record,
+        # the checkpoint's validation images stay out of calibration, as in `edgeres quantize`
+        training_split=ctx.train_split(),
         calib=ctx.calib,
         target="all" if len(targets) > 1 else targets[0],
         settings=settings,
         auto_method=q.method == "auto",
         calib_size=calib_size,
         calib_cache=cache,
-        eval_data=plan.extra["eval_data"],
+        eval_data=details.eval_data,
         eval_size=eval_size,
         max_drop=q.max_drop,
         seed=q.seed,
@@ -230,7 +228,7 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     report = quantize(ctx.fp32, output, options)
     data = _relative_report(ctx, report.to_dict())
     note = f"{report.method} on {report.calib_images} images"
-    if n is not None and plan.extra["eval_data"] is not None:
+    if n is not None and details.eval_data is not None:
         _drop_accuracy(data, f"accuracy left to the eval stage: the model's batch is fixed at {n}")
         note += f"; accuracy measured by eval only (batch fixed at {n})"
     write_text_atomic(ctx.out / QUANTIZE_JSON, json.dumps(data, indent=2, default=str) + "\n")
@@ -260,7 +258,7 @@ def _drop_accuracy(data: dict[str, Any], why: str) -> None:
 def _register_quantize(
     ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]
 ) -> None:
-    for t in plan.extra["targets"]:
+    for t in plan.details(QuantizePlan).targets:
         ctx.variants[f"int8-{t}"] = Variant(f"int8-{t}", ctx.out / f"model.int8.{t}.onnx", "int8", layout=t)
     ctx.sources.append(ctx.out / QUANTIZE_JSON)
 

@@ -18,11 +18,13 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edgeres.atomic import write_text_atomic
+
+_D = TypeVar("_D")
 
 __all__ = ["STATE_FILE", "PipelineState", "StagePlan", "data_fingerprint", "file_fingerprint"]
 
@@ -44,8 +46,15 @@ class StagePlan:
     files: tuple[Path, ...] = ()
     data: tuple[str, ...] = ()
     outputs: tuple[Path, ...] = ()
-    #: Stage-specific values for the stage's run function (not fingerprinted).
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: What the stage's plan found for its run function (not fingerprinted): a frozen dataclass
+    #: of the stage's own, read back with :meth:`details`.
+    extra: object = None
+
+    def details(self, kind: type[_D]) -> _D:
+        """``extra``, checked to be the stage's plan type ``kind``."""
+        if not isinstance(self.extra, kind):
+            raise TypeError(f"this plan holds {type(self.extra).__name__}, not {kind.__name__}")
+        return self.extra
 
 
 def file_fingerprint(path: Path) -> dict[str, int] | None:

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import onnx
 
+from edgeres.quantize.targets import Target
+
 __all__ = [
     "LAYOUTS",
     "QdqLayout",
@@ -35,7 +37,6 @@ __all__ = [
     "residual_adds",
 ]
 
-Target = Literal["cpu", "tensorrt"]
 WEIGHTED_OPS: frozenset[str] = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 
 

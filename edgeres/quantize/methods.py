@@ -24,20 +24,26 @@ the rest costs the uniform rounding noise step^2 / 12. O(1) per candidate, every
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import numpy as np
 
+from edgeres.errors import UsageError
 from edgeres.quantize.histogram import StreamingHistogram
 from edgeres.quantize.ranges import TensorRange
-from edgeres.quantize.settings import METHODS, Method
+from edgeres.quantize.settings import CalibrationSettings, Method, get_method
 
 __all__ = [
     "clip_range",
     "compute_range",
+    "entropy_method",
     "entropy_threshold",
     "kl_divergences",
+    "minmax_method",
     "minmax_range",
+    "mse_method",
     "mse_threshold",
+    "percentile_method",
     "percentile_threshold",
 ]
 
@@ -50,20 +56,33 @@ def compute_range(
     percentile: float = 99.999,
     num_quantized_bins: int = 128,
 ) -> TensorRange:
-    """The range of tensor ``name`` by ``method`` (see the module docstring)."""
+    """The range of tensor ``name`` by the histogram ``method`` (see the module docstring)."""
     if hist.count == 0:
         raise ValueError(f"no values were collected for {name}")
-    if method == "minmax":
-        return minmax_range(hist, name)
-    if method == "percentile":
-        threshold = percentile_threshold(hist, percentile)
-    elif method == "entropy":
-        threshold = entropy_threshold(hist, num_quantized_bins)
-    elif method == "mse":
-        threshold = mse_threshold(hist)
-    else:
-        raise ValueError(f"unknown calibration method '{method}'; choose one of {', '.join(METHODS)}")
-    return clip_range(hist, threshold, name)
+    spec = get_method(method)
+    if spec.kind != "histogram":
+        raise UsageError(f"calibration method '{method}' needs the model and images, not a histogram")
+    settings = CalibrationSettings(
+        method=method, percentile=percentile, num_quantized_bins=num_quantized_bins
+    )
+    return cast(TensorRange, spec.load()(hist, name, settings))
+
+
+# The histogram methods as registered in edgeres.quantize.settings: (hist, name, settings) -> range.
+def minmax_method(hist: StreamingHistogram, name: str, settings: CalibrationSettings) -> TensorRange:
+    return minmax_range(hist, name)
+
+
+def percentile_method(hist: StreamingHistogram, name: str, settings: CalibrationSettings) -> TensorRange:
+    return clip_range(hist, percentile_threshold(hist, settings.percentile), name)
+
+
+def entropy_method(hist: StreamingHistogram, name: str, settings: CalibrationSettings) -> TensorRange:
+    return clip_range(hist, entropy_threshold(hist, settings.num_quantized_bins), name)
+
+
+def mse_method(hist: StreamingHistogram, name: str, settings: CalibrationSettings) -> TensorRange:
+    return clip_range(hist, mse_threshold(hist), name)
 
 
 def minmax_range(hist: StreamingHistogram, name: str) -> TensorRange:

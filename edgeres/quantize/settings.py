@@ -12,8 +12,9 @@ Methods (all computed from one streaming histogram per tensor, see :mod:`edgeres
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
@@ -23,12 +24,88 @@ __all__ = [
     "ACTIVATION_BUDGET_BYTES",
     "DEFAULT_METHOD",
     "METHODS",
+    "METHOD_CHOICES",
     "CalibrationSettings",
     "Method",
+    "MethodSpec",
+    "get_method",
+    "method_names",
+    "register_method",
 ]
 
-Method = Literal["minmax", "percentile", "entropy", "mse"]
-METHODS: tuple[Method, ...] = get_args(Method)
+#: A calibration method's name: one registered in :data:`METHOD_SPECS`.
+Method = str
+MethodKind = Literal["histogram", "data"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One calibration method: its name, what it sees, and where its code is.
+
+    ``kind`` says what the method is given. ``histogram`` methods turn one tensor's streaming
+    |x| histogram into its range; they all share one calibration pass, so ``--method auto``
+    and the calibration cache compare them at no extra cost. Their ``implementation``
+    (``"module:function"``, imported when first used) is called as
+    ``function(hist, name, settings) -> TensorRange``. ``data`` methods see the FP32 ONNX model
+    and the calibration batches themselves (for methods that must run the model, such as
+    rounding learned from activations), and are called as
+    ``function(fp32_onnx: Path, batches: BatchReader, settings) -> Ranges``.
+    """
+
+    name: str
+    implementation: str
+    summary: str
+    kind: MethodKind = "histogram"
+
+    def load(self) -> Callable[..., Any]:
+        """The method's function, imported now."""
+        module, _, attr = self.implementation.partition(":")
+        return cast(Callable[..., Any], getattr(importlib.import_module(module), attr))
+
+
+#: Every calibration method by name, in the order they are listed and tried by ``--method auto``.
+METHOD_SPECS: dict[str, MethodSpec] = {}
+
+
+def register_method(
+    name: str, implementation: str, summary: str, *, kind: MethodKind = "histogram"
+) -> MethodSpec:
+    """Add a calibration method under ``name``; see :class:`MethodSpec` for what it is called with."""
+    if name in METHOD_SPECS or name == "auto":
+        raise ValueError(f"calibration method {name!r} is registered already (or reserved)")
+    if kind not in get_args(MethodKind):
+        raise ValueError(f"kind must be one of {', '.join(get_args(MethodKind))}, got {kind!r}")
+    spec = MethodSpec(name, implementation, summary, kind)
+    METHOD_SPECS[name] = spec
+    return spec
+
+
+def method_names(kind: MethodKind | None = None) -> tuple[str, ...]:
+    """The registered methods (of one ``kind``), in registration order."""
+    return tuple(n for n, s in METHOD_SPECS.items() if kind is None or s.kind == kind)
+
+
+def method_choices() -> tuple[str, ...]:
+    """What ``--method`` accepts: every method, and ``auto`` (the histogram method that agrees best)."""
+    return (*method_names(), "auto")
+
+
+def get_method(name: str) -> MethodSpec:
+    spec = METHOD_SPECS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise UsageError(f"unknown calibration method '{name}'; choose one of {', '.join(method_names())}")
+    return spec
+
+
+_METHODS = "edgeres.quantize.methods"
+register_method("minmax", f"{_METHODS}:minmax_method", "the observed minimum and maximum")
+register_method("percentile", f"{_METHODS}:percentile_method", "|x| clipped at a percentile (99.999)")
+register_method("entropy", f"{_METHODS}:entropy_method", "TensorRT's KL-divergence threshold")
+register_method("mse", f"{_METHODS}:mse_method", "the threshold with the least squared error")
+
+#: The built-in methods (all histogram methods); :func:`method_names` also lists those registered later.
+METHODS: tuple[Method, ...] = method_names()
+METHOD_CHOICES: tuple[str, ...] = method_choices()
 
 # The default. Measured here on a resnet20 trained briefly on CIFAR-10 (65.8% top-1 in FP32),
 # 512 calibration images, 2000 held-out ones, ORT CPU running both Q/DQ layouts:
@@ -73,10 +150,7 @@ class CalibrationSettings:
     sample_per_image: int | None = 65536
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise UsageError(
-                f"unknown calibration method '{self.method}'; choose one of {', '.join(METHODS)}"
-            )
+        get_method(self.method)  # a UsageError naming the choices when unknown
         p = self.percentile
         if (
             isinstance(p, bool)
@@ -129,6 +203,4 @@ class CalibrationSettings:
         values = dict(d)
         if "percentile" in values and isinstance(values["percentile"], int):
             values["percentile"] = float(values["percentile"])
-        if "method" in values:
-            values["method"] = cast(Method, values["method"])
         return cls(**values)

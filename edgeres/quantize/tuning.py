@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +20,12 @@ from edgeres.errors import UsageError
 from edgeres.metadata import ModelMeta
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.selection import Selection
-from edgeres.quantize.settings import METHODS, Method
+from edgeres.quantize.settings import Method, method_names
+from edgeres.quantize.targets import Target, faithful_to
 
 if TYPE_CHECKING:
     from edgeres.evaluate import EvalResult
     from edgeres.quantize.collect import CalibrationStats
-    from edgeres.quantize.workflow import QuantizeOptions
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,25 @@ log = logging.getLogger(__name__)
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 
 
+@dataclass(frozen=True)
+class TuningOptions:
+    """What tuning needs of ``edgeres quantize``'s options."""
+
+    #: ONNX Runtime threads for the candidate models (None: its default).
+    threads: int | None = None
+    #: Skip (and count) tuning images of classes the model lacks instead of failing.
+    ignore_unknown_classes: bool = False
+    #: The method that wins a tie in :func:`choose_method`.
+    preferred_method: Method = "percentile"
+    #: Top-1 points the INT8 model may lose, for :func:`keep_sensitive_in_float`.
+    max_drop: float | None = None
+    progress: bool = False
+
+
 class _Tuner:
     """Evaluates candidate INT8 models on the tuning images against FP32."""
 
-    def __init__(self, fp32: Path, selection: Selection, meta: ModelMeta, opts: QuantizeOptions) -> None:
+    def __init__(self, fp32: Path, selection: Selection, meta: ModelMeta, opts: TuningOptions) -> None:
         if len(selection.tune_indices) == 0:
             raise UsageError("no images are left for tuning; give more calibration data")
         self.selection, self.meta, self.opts = selection, meta, opts
@@ -46,7 +62,6 @@ class _Tuner:
     def run(self, path: Path, target: str = "fp32") -> EvalResult:
         from edgeres.data import align_labels
         from edgeres.evaluate import evaluate
-        from edgeres.quantize.workflow import faithful_to
         from edgeres.runners import OnnxRuntimeRunner
 
         s, m = self.selection, self.meta
@@ -59,7 +74,7 @@ class _Tuner:
         )
 
     def score(
-        self, fp32: Path, ranges: Ranges, target: str, exclude: tuple[str, ...] = ()
+        self, fp32: Path, ranges: Ranges, target: Target, exclude: tuple[str, ...] = ()
     ) -> tuple[float, float]:
         """(agreement with FP32, top-1 drop in points) of one candidate."""
         from edgeres.evaluate import agreement
@@ -67,7 +82,7 @@ class _Tuner:
 
         self.count += 1
         path = Path(self.tmp.name) / f"candidate{self.count}.onnx"
-        write_qdq(fp32, ranges, target, path, exclude_nodes=exclude)  # type: ignore[arg-type]
+        write_qdq(fp32, ranges, target, path, exclude_nodes=exclude)
         result = self.run(path, target)
         path.unlink()
         base, top1 = self.fp32.top1, result.top1
@@ -81,22 +96,22 @@ class _Tuner:
 def choose_method(
     stats: CalibrationStats,
     fp32: Path,
-    target: str,
+    target: Target,
     selection: Selection,
     meta: ModelMeta,
-    opts: QuantizeOptions,
+    opts: TuningOptions,
 ) -> tuple[Method, dict[str, float]]:
     """Try every method on the same statistics; keep the one that agrees best with FP32."""
     tuner = _Tuner(fp32, selection, meta, opts)
     scores: dict[Method, float] = {}
     try:
-        for method in METHODS:
+        for method in method_names(kind="histogram"):
             agree, drop = tuner.score(fp32, stats.ranges(method), target)
             scores[method] = agree
             log.info("method %s: agreement %.2f%%, top-1 drop %.2f points", method, 100 * agree, drop)
     finally:
         tuner.close()
-    best = max(scores, key=lambda m: (scores[m], m == opts.settings.method))
+    best = max(scores, key=lambda m: (scores[m], m == opts.preferred_method))
     return best, {str(m): v for m, v in scores.items()}
 
 
@@ -106,7 +121,7 @@ def weighted_nodes(fp32: Path) -> list[str]:
 
 
 def keep_sensitive_in_float(
-    fp32: Path, ranges: Ranges, target: str, selection: Selection, meta: ModelMeta, opts: QuantizeOptions
+    fp32: Path, ranges: Ranges, target: Target, selection: Selection, meta: ModelMeta, opts: TuningOptions
 ) -> tuple[tuple[str, ...], dict[str, float]]:
     """The fewest most sensitive weighted layers to keep in float so the drop fits ``opts.max_drop``.
 

@@ -7,27 +7,47 @@ kept, so ``--method auto`` and the calibration cache cost no second pass.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
+from edgeres.data.holdout import TrainingSplit
 from edgeres.errors import UsageError
 from edgeres.loading import LoadedModel, MetaOverrides, load_model
 from edgeres.metadata import ModelMeta
+from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.selection import Selection, select_images
-from edgeres.quantize.settings import CalibrationSettings, Method
+from edgeres.quantize.settings import CalibrationSettings, Method, get_method
+from edgeres.quantize.targets import (
+    TARGETS,
+    Target,
+    TargetChoice,
+    default_target,
+    faithful_to,
+    resolve_targets,
+)
+from edgeres.quantize.tuning import TuningOptions
 
-__all__ = ["TARGETS", "QuantizeOptions", "QuantizeReport", "TargetReport", "default_target", "quantize"]
+__all__ = [
+    "TARGETS",
+    "Calibration",
+    "QuantizeOptions",
+    "QuantizeReport",
+    "TargetReport",
+    "calibrate",
+    "default_output",
+    "default_target",
+    "faithful_to",
+    "quantize",
+    "resolve_targets",
+    "write_targets",
+]
 
 log = logging.getLogger(__name__)
-
-TARGETS = ("cpu", "tensorrt")
-TargetChoice = Literal["auto", "cpu", "tensorrt", "all"]
 
 
 @dataclass(frozen=True)
@@ -46,9 +66,9 @@ class QuantizeOptions:
     seed: int = 0
     threads: int | None = None
     progress: bool = True
-    #: ``edgeres train``'s record (a checkpoint's ``extra``) when the model is an ONNX exported
-    #: from that checkpoint: its validation images are then held out, as for the checkpoint.
-    training_record: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: ``edgeres train``'s split when the model is an ONNX exported from its checkpoint: its
+    #: validation images are then held out, as for the checkpoint (which records its own).
+    training_split: TrainingSplit | None = field(default=None, compare=False)
     #: Evaluation and tuning skip (and count) images of classes the model lacks instead of failing.
     ignore_unknown_classes: bool = False
 
@@ -68,24 +88,15 @@ class QuantizeOptions:
             raise UsageError("give calibration images with --calib, or an existing --calib-cache")
 
 
-def default_target() -> str:
-    """tensorrt where TensorRT is installed (engines will be built here), else cpu."""
-    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "cpu"
+def default_output(model: str | os.PathLike[str]) -> Path:
+    """Where the INT8 model goes when no ``-o`` is given: ``MODEL.int8.onnx`` beside the model."""
+    model = Path(model)
+    return model.with_name(model.stem + ".int8.onnx")
 
 
-def resolve_targets(target: TargetChoice) -> tuple[str, ...]:
-    if target == "all":
-        return TARGETS
-    if target == "auto":
-        return (default_target(),)
-    if target not in TARGETS:
-        raise UsageError(f"unknown target '{target}'; choose cpu, tensorrt, all or auto")
-    return (target,)
-
-
-def output_paths(model: Path, output: Path | None, targets: tuple[str, ...]) -> dict[str, Path]:
+def output_paths(model: Path, output: Path | None, targets: tuple[Target, ...]) -> dict[Target, Path]:
     """``-o`` for one target; with several, ``-o`` names the stem and each gets a suffix."""
-    base = output if output is not None else model.with_name(model.stem + ".int8.onnx")
+    base = output if output is not None else default_output(model)
     if len(targets) == 1:
         return {targets[0]: base}
     stem = base.name[: -len(".onnx")] if base.name.endswith(".onnx") else base.name
@@ -131,15 +142,6 @@ class QuantizeReport:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
-def faithful_to(target: str) -> tuple[str, ...]:
-    """ONNX Runtime optimizers to disable so the CPU runs a Q/DQ model as ``target`` would.
-
-    ORT's WeightBiasQuantization quantizes a float Conv that sits between Q/DQ pairs (one
-    kept in float by --max-drop); TensorRT keeps it float, ORT's CPU provider does not.
-    """
-    return ("WeightBiasQuantization",) if target == "tensorrt" else ()
-
-
 def _fp32_onnx(loaded: LoadedModel, out_dir: Path, stem: str) -> Path:
     if loaded.is_onnx:
         assert loaded.path is not None
@@ -171,6 +173,117 @@ def _check_classes(meta: ModelMeta, selection: Selection, opts: QuantizeOptions)
             )
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What :func:`calibrate` found: the ranges of one model, by one method, and where they are kept."""
+
+    ranges: Ranges
+    method: Method
+    num_images: int
+    cache: Path
+    reused_cache: bool
+    #: Agreement with FP32 of each method ``--method auto`` tried.
+    method_scores: dict[str, float] = field(default_factory=dict)
+
+
+def tuning_options(opts: QuantizeOptions) -> TuningOptions:
+    return TuningOptions(
+        threads=opts.threads,
+        ignore_unknown_classes=opts.ignore_unknown_classes,
+        preferred_method=opts.settings.method,
+        max_drop=opts.max_drop,
+        progress=opts.progress,
+    )
+
+
+def calibrate(
+    fp32: Path,
+    meta: ModelMeta,
+    selection: Selection | None,
+    cache: Path,
+    opts: QuantizeOptions,
+    first_target: Target,
+) -> Calibration:
+    """The activation ranges of ``fp32``: from ``opts.calib_cache`` when it exists, else calibrated.
+
+    A fresh calibration is saved to ``cache``. ``--method auto`` tries every histogram method on
+    the tuning images, with the layout of ``first_target``.
+    """
+    from edgeres.data import BatchReader
+    from edgeres.quantize.cache import load_cache, model_sha256, save_cache
+    from edgeres.quantize.collect import CalibrationResult, collect_statistics
+
+    model_hash = model_sha256(fp32)
+    if opts.calib_cache is not None and Path(opts.calib_cache).exists():
+        ranges, info = load_cache(cache, model_hash=model_hash)
+        log.info("reusing calibration cache %s (%s, %d images)", cache, info.method, info.num_images)
+        return Calibration(ranges, info.method, info.num_images, cache, reused_cache=True)
+    assert selection is not None
+    reader = BatchReader(
+        selection.calib_source, selection.calib_indices, meta.preprocessing, "input", 32, progress=False
+    )
+    method: Method = opts.settings.method
+    spec = get_method(method)
+    scores: dict[str, float] = {}
+    if spec.kind == "data":  # the method runs the model itself
+        import time
+
+        start = time.perf_counter()
+        ranges = spec.load()(fp32, reader, opts.settings)
+        result = CalibrationResult(
+            ranges, len(selection.calib_indices), method, opts.settings, time.perf_counter() - start, 0.0
+        )
+    else:
+        stats = collect_statistics(fp32, reader, opts.settings, progress=opts.progress)
+        if opts.auto_method:
+            from edgeres.quantize.tuning import choose_method
+
+            method, scores = choose_method(stats, fp32, first_target, selection, meta, tuning_options(opts))
+        ranges = stats.ranges(method)
+        result = CalibrationResult(
+            ranges,
+            stats.num_images,
+            method,
+            opts.settings.replace(method=method),
+            stats.seconds,
+            stats.peak_rss_mb,
+        )
+    save_cache(cache, result, model_hash, _calib_hash(selection))
+    return Calibration(ranges, method, result.num_images, cache, reused_cache=False, method_scores=scores)
+
+
+def write_targets(
+    fp32: Path,
+    calibration: Calibration,
+    outputs: Mapping[Target, Path],
+    meta: ModelMeta,
+    selection: Selection | None,
+    opts: QuantizeOptions,
+) -> tuple[TargetReport, ...]:
+    """One Q/DQ model per target from one calibration; ``--max-drop`` keeps sensitive layers float."""
+    from edgeres.quantize.qdq import write_qdq
+
+    reports = []
+    for target, path in outputs.items():
+        recorded = {
+            "method": calibration.method,
+            "images": calibration.num_images,
+            "cache": calibration.cache.name,
+        }
+        exclude: tuple[str, ...] = ()
+        sensitivity: dict[str, float] = {}
+        if opts.max_drop is not None and selection is not None:
+            from edgeres.quantize.tuning import keep_sensitive_in_float
+
+            exclude, sensitivity = keep_sensitive_in_float(
+                fp32, calibration.ranges, target, selection, meta, tuning_options(opts)
+            )
+        qdq = write_qdq(fp32, calibration.ranges, target, path, exclude_nodes=exclude, calibration=recorded)
+        kept = qdq.excluded_nodes
+        reports.append(TargetReport(target, qdq.path, qdq.num_quantized_nodes, kept, sensitivity=sensitivity))
+    return tuple(reports)
+
+
 def quantize(
     model: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -180,11 +293,6 @@ def quantize(
     overrides: MetaOverrides | None = None,
 ) -> QuantizeReport:
     """Quantize ``model`` to INT8 Q/DQ ONNX; see :mod:`edgeres.quantize` and ``edgeres quantize --help``."""
-    from edgeres.data import BatchReader
-    from edgeres.quantize.cache import load_cache, model_sha256, save_cache
-    from edgeres.quantize.collect import CalibrationResult, collect_statistics
-    from edgeres.quantize.qdq import write_qdq
-
     opts = options or QuantizeOptions()
     loaded = load_model(model, arch, overrides=overrides)
     targets = resolve_targets(opts.target)
@@ -202,59 +310,24 @@ def quantize(
             calib_size=opts.calib_size,
             eval_size=opts.eval_size,
             seed=opts.seed,
-            extra=opts.training_record if opts.training_record is not None else loaded.extra,
+            split=opts.training_split or TrainingSplit.from_checkpoint(loaded.extra),
             tune=opts.auto_method or opts.max_drop is not None,
         )
         _check_classes(meta, selection, opts)
     fp32 = _fp32_onnx(loaded, out_dir, Path(model).stem)  # after the data checks: nothing written on bad data
-    model_hash = model_sha256(fp32)
-    base = Path(output) if output else Path(model).with_name(Path(model).stem + ".int8.onnx")
+    base = Path(output) if output else default_output(model)
     cache = opts.calib_cache or base.with_name(base.name.removesuffix(".onnx") + ".calib.json")
-    reused = opts.calib_cache is not None and Path(opts.calib_cache).exists()
-    method: Method = opts.settings.method
-    scores: dict[str, float] = {}
-    if reused:
-        ranges, info = load_cache(cache, model_hash=model_hash)
-        method, num_images = cast(Method, info.method), info.num_images
-        log.info("reusing calibration cache %s (%s, %d images)", cache, method, num_images)
-    else:
-        assert selection is not None
-        reader = BatchReader(
-            selection.calib_source, selection.calib_indices, meta.preprocessing, "input", 32, progress=False
-        )
-        stats = collect_statistics(fp32, reader, opts.settings, progress=opts.progress)
-        num_images = stats.num_images
-        if opts.auto_method:
-            from edgeres.quantize.tuning import choose_method
-
-            method, scores = choose_method(stats, fp32, targets[0], selection, meta, opts)
-        ranges = stats.ranges(method)
-        result = CalibrationResult(
-            ranges, num_images, method, opts.settings.replace(method=method), stats.seconds, stats.peak_rss_mb
-        )
-        save_cache(cache, result, model_hash, _calib_hash(selection))
-    reports = []
-    for target, path in outputs.items():
-        calibration = {"method": method, "images": num_images, "cache": cache.name}
-        exclude: tuple[str, ...] = ()
-        sensitivity: dict[str, float] = {}
-        if opts.max_drop is not None and selection is not None:
-            from edgeres.quantize.tuning import keep_sensitive_in_float
-
-            exclude, sensitivity = keep_sensitive_in_float(fp32, ranges, target, selection, meta, opts)
-        qdq = write_qdq(fp32, ranges, target, path, exclude_nodes=exclude, calibration=calibration)  # type: ignore[arg-type]
-        kept = qdq.excluded_nodes
-        reports.append(TargetReport(target, qdq.path, qdq.num_quantized_nodes, kept, sensitivity=sensitivity))
+    calibration = calibrate(fp32, meta, selection, cache, opts, targets[0])
     report = QuantizeReport(
         fp32,
         meta,
-        method,
+        calibration.method,
         cache,
-        num_images,
-        reused,
-        tuple(reports),
+        calibration.num_images,
+        calibration.reused_cache,
+        write_targets(fp32, calibration, outputs, meta, selection, opts),
         selection_note=selection.note if selection else "",
-        method_scores=scores,
+        method_scores=calibration.method_scores,
     )
     if selection is not None and selection.eval_source is not None:
         report = _evaluate_all(report, selection, meta, opts)

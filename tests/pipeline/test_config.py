@@ -47,7 +47,7 @@ def test_no_file_and_an_empty_file_give_the_defaults(tmp_path: Path) -> None:
         ("[bench]\nbatches = '1,8'\n", ["bench.batches", "a list of whole numbers"]),
         ("[quantize]\ncalib_size = '32'\n", ["quantize.calib_size", "a whole number"]),
         ("[eval]\nsize = true\n", ["eval.size"]),
-        ("[quantize]\nmethod = 'fast'\n", ["quantize.method", "'entropy'"]),
+        ("[quantize]\nmethod = 'fast'\n", ["quantize.method", "minmax, percentile, entropy, mse", "'fast'"]),
         ("[model]\nmean = [0.5, 0.5]\n", ["model.mean", "a list of 3 numbers"]),
         ("[bench]\niters = 0\n", ["--iters must be at least 1"]),
         ("[pipeline]\nskip = ['export']\n", ["cannot skip 'export'"]),

@@ -98,14 +98,17 @@ def test_the_split_is_not_reused_on_a_folder_that_changed(tmp_path: Path, fp32_s
 
 
 def test_the_split_record_keeps_the_number_of_images() -> None:
-    from edgeres.pipeline.context import train_split_record
+    from edgeres.data.holdout import TrainingSplit
 
     extra = {
         "train": {"settings": {"data": "d"}, "split": {"val_indices": [1], "num_train": 8, "num_val": 1}}
     }
-    assert train_split_record(extra) == {"data": "d", "val_indices": [1], "num_images": 9}
+    split = TrainingSplit.from_checkpoint(extra)
+    assert split is not None and split.to_dict() == {"data": "d", "val_indices": [1], "num_images": 9}
+    assert TrainingSplit.from_dict(split.to_dict()) == split
     extra["train"]["data"] = {"images": 9, "skipped": 2}  # two unreadable files were in the folder too
-    assert train_split_record(extra)["num_images"] == 11
+    split = TrainingSplit.from_checkpoint(extra)
+    assert split is not None and split.num_images == 11
 
 
 def test_pipeline_eval_labels_follow_the_model_class_names(tmp_path: Path) -> None:

@@ -8,8 +8,13 @@ from edgeres.loading import load_model
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.selection import Selection, select_images
 from edgeres.quantize.settings import CalibrationSettings
-from edgeres.quantize.tuning import _Tuner, choose_method, keep_sensitive_in_float, weighted_nodes
-from edgeres.quantize.workflow import QuantizeOptions
+from edgeres.quantize.tuning import (
+    TuningOptions,
+    _Tuner,
+    choose_method,
+    keep_sensitive_in_float,
+    weighted_nodes,
+)
 
 TARGET = "tensorrt"  # evaluated as TensorRT runs it: a conv kept in float stays float
 
@@ -29,8 +34,8 @@ def setup(fragile_model):
     return m, meta, selection, stats
 
 
-def options(m, max_drop: float | None = None) -> QuantizeOptions:
-    return QuantizeOptions(calib=m.data, eval_data=m.data, target=TARGET, max_drop=max_drop, progress=False)
+def options(m, max_drop: float | None = None) -> TuningOptions:
+    return TuningOptions(max_drop=max_drop)
 
 
 def test_the_fixture_model_makes_varied_predictions_and_int8_breaks_one_layer(setup) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from edgeres.data.holdout import TrainingSplit
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.quantize.selection import select_images
 from edgeres.quantize.workflow import QuantizeOptions, output_paths, quantize, resolve_targets
@@ -53,7 +54,7 @@ def test_selection_never_reuses_held_out_images(npz_data: str) -> None:
 def test_selection_reuses_the_training_split(npz_data: str) -> None:
     val = np.arange(0, 300, 10)
     extra = {"train": {"settings": {"data": npz_data}, "split": {"val_indices": val.tolist()}}}
-    s = select_images(npz_data, npz_data, calib_size=50, seed=0, extra=extra)
+    s = select_images(npz_data, npz_data, calib_size=50, seed=0, split=TrainingSplit.from_checkpoint(extra))
     assert s.eval_indices is not None
     assert sorted(s.eval_indices.tolist()) == val.tolist()
     assert not set(s.calib_indices) & set(val.tolist())

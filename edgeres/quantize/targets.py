@@ -1,0 +1,93 @@
+"""The INT8 targets, by name: what each Q/DQ layout is for, and what ``auto`` and ``all`` mean.
+
+This module owns the names; the layouts (:mod:`edgeres.quantize.layouts`), ``edgeres quantize``,
+the pipeline and their click options read them from here. It imports nothing heavy, so the
+command line can offer the choices without loading onnx.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from edgeres.errors import UsageError
+
+__all__ = [
+    "TARGETS",
+    "TARGET_CHOICES",
+    "TARGET_SPECS",
+    "Target",
+    "TargetChoice",
+    "TargetSpec",
+    "default_target",
+    "faithful_to",
+    "resolve_targets",
+    "target_choice",
+]
+
+Target = Literal["cpu", "tensorrt"]
+TargetChoice = Literal["auto", "cpu", "tensorrt", "all"]
+TARGETS: tuple[Target, ...] = get_args(Target)
+TARGET_CHOICES: tuple[TargetChoice, ...] = get_args(TargetChoice)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One target: the runtime its Q/DQ model is for, and how ONNX Runtime must run it to be faithful.
+
+    ``ort_disabled_optimizers`` are ONNX Runtime graph optimizers to turn off when a CPU runs the
+    model in place of ``runtime`` (evaluation, ``--max-drop``, ``--method auto``): ORT's
+    WeightBiasQuantization quantizes a float Conv that sits between Q/DQ pairs (one kept in float
+    by ``--max-drop``); TensorRT keeps it float, ORT's CPU provider does not.
+    """
+
+    name: Target
+    runtime: str
+    summary: str
+    ort_disabled_optimizers: tuple[str, ...] = ()
+
+
+TARGET_SPECS: dict[str, TargetSpec] = {
+    "cpu": TargetSpec("cpu", "onnxruntime", "ONNX Runtime's int8 CPU kernels (u8 activations, s8 weights)"),
+    "tensorrt": TargetSpec(
+        "tensorrt",
+        "tensorrt",
+        "TensorRT engines (symmetric s8, per-channel weights)",
+        ort_disabled_optimizers=("WeightBiasQuantization",),
+    ),
+}
+
+
+def default_target() -> Target:
+    """tensorrt where TensorRT is installed (engines will be built here), else cpu."""
+    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "cpu"
+
+
+def resolve_targets(choice: str) -> tuple[Target, ...]:
+    """The targets a choice names: ``all`` every target, ``auto`` :func:`default_target`, else itself."""
+    if choice == "all":
+        return TARGETS
+    if choice == "auto":
+        return (default_target(),)
+    for target in TARGETS:
+        if choice == target:
+            return (target,)
+    raise UsageError(f"unknown target '{choice}'; choose one of {', '.join(TARGET_CHOICES)}")
+
+
+def target_choice(value: str) -> TargetChoice:
+    """``value`` as a :data:`TargetChoice`; a :class:`UsageError` naming the choices otherwise."""
+    for choice in TARGET_CHOICES:
+        if value == choice:
+            return choice
+    raise UsageError(f"unknown target '{value}'; choose one of {', '.join(TARGET_CHOICES)}")
+
+
+def faithful_to(target: str) -> tuple[str, ...]:
+    """ONNX Runtime optimizers to disable so the CPU runs a Q/DQ model as ``target`` would.
+
+    Anything that is not a target (``fp32``, ``fp16``) runs with every optimizer.
+    """
+    spec = TARGET_SPECS.get(target)
+    return spec.ort_disabled_optimizers if spec is not None else ()
