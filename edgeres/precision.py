@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgeres.runners.registry import ENGINE_SUFFIXES
+
 if TYPE_CHECKING:
     import onnx
 
@@ -23,9 +25,6 @@ __all__ = ["PRECISIONS", "QDQ_OPS", "model_precision", "onnx_precision"]
 #: Every value :func:`model_precision` returns.
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int8+fp16")
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-
-_ENGINE_SUFFIXES = {".engine", ".plan", ".trt"}
-
 
 def onnx_precision(model: onnx.ModelProto) -> str:
     """What a loaded ONNX model computes in, from its contents: fp32, fp16, int8 (Q/DQ) or int8+fp16."""
@@ -65,7 +64,7 @@ def model_precision(path: str | os.PathLike[str]) -> str:
         import onnx
 
         return onnx_precision(onnx.load(str(p), load_external_data=False))
-    if suffix in _ENGINE_SUFFIXES:
+    if suffix in ENGINE_SUFFIXES:
         from edgeres.engine.sidecar import read_sidecar
 
         sidecar = read_sidecar(p)

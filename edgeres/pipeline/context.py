@@ -58,7 +58,9 @@ class Variant:
 
     @property
     def is_engine(self) -> bool:
-        return self.path.suffix == ".engine"
+        from edgeres.runners.registry import owner_of
+
+        return owner_of(self.path) == "tensorrt"
 
 
 def has_module(name: str) -> bool:
