@@ -46,6 +46,18 @@ def empty_fields(obj: Any) -> set[str]:
     }
 
 
+def machine_unfilled() -> frozenset[str]:
+    """What this machine leaves empty in a bench file: the GPUs, the CPU's vector extensions."""
+    from edgeres.sysinfo import collect
+
+    info = collect()
+    return frozenset(
+        {"compute_mean_ms"}  # the GPU time of a TensorRT engine; ONNX Runtime has none
+        | ({"gpus"} if not (info.cuda_devices or info.jetson) else set())
+        | ({"cpu_features"} if not info.cpu_features else set())
+    )
+
+
 def round_trip(path: Path, tmp: Path) -> None:
     """The file read, written again by its writer and read again: the same record, the same JSON."""
     kind = json.loads(path.read_text())["kind"]

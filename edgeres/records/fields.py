@@ -56,9 +56,6 @@ class Fields:
         self.where = where
         self.strict = strict
 
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
     def raw(self, key: str, default: Any = None) -> Any:
         """The value as it is (None when null); missing is an error when strict, else ``default``."""
         if key not in self.data:

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 from edgeres.pipeline.results import PipelineResult
-from tests.report.test_result_files import machine_unfilled
-from tests.result_files import check_bench, check_eval, check_quantize, round_trip
+from tests.result_files import check_bench, check_eval, check_quantize, machine_unfilled, round_trip
 
 FILES = {
     "eval_fp32.json": "edgeres.eval",

@@ -19,19 +19,7 @@ from edgeres.records import (
     write_quantize,
 )
 from tests.report.fixtures import Results
-from tests.result_files import check_bench, check_eval, check_quantize, round_trip
-
-
-def machine_unfilled() -> frozenset[str]:
-    """What this machine leaves empty in a bench file: the GPUs, the CPU's vector extensions."""
-    from edgeres.sysinfo import collect
-
-    info = collect()
-    return frozenset(
-        {"compute_mean_ms"}  # the GPU time of a TensorRT engine; ONNX Runtime has none
-        | ({"gpus"} if not (info.cuda_devices or info.jetson) else set())
-        | ({"cpu_features"} if not info.cpu_features else set())
-    )
+from tests.result_files import check_bench, check_eval, check_quantize, machine_unfilled, round_trip
 
 
 def test_each_command_file_fills_every_field_the_report_uses(results: Results) -> None:
