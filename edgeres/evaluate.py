@@ -10,10 +10,8 @@ out and counted.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +22,7 @@ from edgeres.errors import UsageError
 from edgeres.metadata import Preprocessing
 from edgeres.runners.base import Runner
 
-__all__ = ["EvalResult", "agreement", "evaluate", "result_record"]
+__all__ = ["EvalResult", "agreement", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -177,18 +175,3 @@ def agreement(a: EvalResult, b: EvalResult) -> float:
             )
         pa, pb = pa[oa], pb[ob]
     return float((pa == pb).mean())
-
-
-def result_record(
-    model: str | os.PathLike[str], runner: Runner, result: EvalResult, *, name: str | None = None
-) -> dict[str, Any]:
-    """One evaluation as ``edgeres eval --json`` writes it: the model (``name`` or its path), what it
-    computes in, the backend, the file size and the result; ``edgeres report`` reads this."""
-    path = Path(model)
-    return {
-        "model": name if name is not None else str(model),
-        "precision": runner.precision,
-        "backend": runner.name,
-        "size_bytes": path.stat().st_size if path.is_file() else None,
-        "result": result.to_dict(),
-    }

@@ -26,6 +26,7 @@ __all__ = ["PRECISIONS", "QDQ_OPS", "model_precision", "onnx_precision"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int8+fp16")
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
+
 def onnx_precision(model: onnx.ModelProto) -> str:
     """What a loaded ONNX model computes in, from its contents: fp32, fp16, int8 (Q/DQ) or int8+fp16."""
     from onnx import TensorProto

@@ -190,15 +190,11 @@ def to_json(
     threads: int | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report: the environment (system info, threads), the settings and every result.
+    """The report as bench.json holds it (:class:`edgeres.records.BenchRecord`): the environment
+    (system info, threads), the settings and every result.
 
     ``system_info`` is a :class:`edgeres.sysinfo.SystemInfo` or its ``to_dict()``.
     """
-    info = system_info.to_dict() if hasattr(system_info, "to_dict") else dict(system_info)
-    environment = {**info, "threads": threads}
-    return {
-        "environment": environment,
-        "settings": dict(settings or {}),
-        "noisy_cv": NOISY_CV,
-        "results": [r.to_dict() for r in results],
-    }
+    from edgeres.records import BenchRecord
+
+    return BenchRecord.of(results, system_info, threads=threads, settings=settings).to_dict()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from edgeres.errors import EdgeresError, UsageError
@@ -76,8 +74,9 @@ def bench_cmd(
       edgeres bench runs/r20/best.pt --backend torch --iters 200 --json bench.json
       edgeres bench r20.engine --batch 1,8 --duration 10
     """
-    from edgeres.atomic import check_writable, write_text_atomic
-    from edgeres.bench import BenchSettings, benchmark, format_table, to_json
+    from edgeres.atomic import check_writable
+    from edgeres.bench import BenchSettings, benchmark, format_table
+    from edgeres.records import BenchRecord, write_bench
     from edgeres.sysinfo import collect
 
     if iters is not None and duration is not None:
@@ -107,8 +106,9 @@ def bench_cmd(
                 err=True,
             )
     if json_out:
-        report = to_json(results, collect(), threads=threads, settings=settings.to_dict())
-        write_text_atomic(json_out, json.dumps(report, indent=2, default=str) + "\n")
+        write_bench(
+            json_out, BenchRecord.of(results, collect(), threads=threads, settings=settings.to_dict())
+        )
     failed = [r for r in results if not r.ok]
     if failed:
         first = next((r.error for r in failed if r.error), "unknown error")

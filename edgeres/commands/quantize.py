@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +97,6 @@ def quantize_cmd(
       edgeres quantize resnet56.onnx --calib-cache resnet56.int8.calib.json --target all
       edgeres quantize r20.pt --calib data/ --eval data/ --method auto --max-drop 0.5
     """
-    from edgeres.atomic import write_text_atomic
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.targets import target_choice
     from edgeres.quantize.workflow import QuantizeOptions, quantize
@@ -158,7 +156,9 @@ def quantize_cmd(
         kept = f"; kept in float: {', '.join(t.excluded_nodes)}" if t.excluded_nodes else ""
         click.echo(f"wrote {t.path} ({t.target} layout, {t.num_quantized_nodes} weighted ops in int8{kept})")
     if json_out:
-        write_text_atomic(json_out, json.dumps(report.to_dict(), indent=2, default=str))
+        from edgeres.records import QuantizeRecord, write_quantize
+
+        write_quantize(json_out, QuantizeRecord.of(report))
 
 
 @click.command("eval")
@@ -202,9 +202,10 @@ def eval_cmd(
       edgeres eval runs/r20/best.pt --data ./cifar10/val --json eval.json
       edgeres eval resnet50.onnx --data ./imagenet/val --size 5000
     """
-    from edgeres.atomic import check_writable, write_text_atomic
+    from edgeres.atomic import check_writable
     from edgeres.data import align_labels, open_source, stratified_sample
-    from edgeres.evaluate import agreement, evaluate, result_record
+    from edgeres.evaluate import agreement, evaluate
+    from edgeres.records import EvalRecord, Reference, write_eval
     from edgeres.runners import make_runner
 
     refuse_overwrite(
@@ -229,7 +230,7 @@ def eval_cmd(
         runner, source, indices, pre, batch_size=batch_size, progress=not no_progress, classes=classes
     )
     click.echo(result.summary())
-    out: dict[str, Any] = result_record(model, runner, result)
+    reference = None
     if compare:
         ref_loaded = load_from_options(compare, **opts)
         ref_runner = make_runner(
@@ -248,11 +249,11 @@ def eval_cmd(
             progress=not no_progress,
             classes=ref_classes,
         )
-        out["reference"] = {**result_record(compare, ref_runner, ref), "agreement": agreement(result, ref)}
+        reference = Reference.measured(compare, ref_runner, ref, agreement=agreement(result, ref))
         click.echo(f"reference {Path(compare).name}: {ref.summary()}")
         click.echo(f"top-1 agreement with the reference: {_pct(agreement(result, ref))}")
     worst = sorted(result.per_class.items(), key=lambda kv: kv[1][0] / max(kv[1][1], 1))[:3]
     if worst:
         click.echo("weakest classes: " + ", ".join(f"{n} {c}/{t}" for n, (c, t) in worst))
     if json_out:
-        write_text_atomic(json_out, json.dumps(out, indent=2, default=str))
+        write_eval(json_out, EvalRecord.measured(model, runner, result, reference=reference))

@@ -1,23 +1,22 @@
 """The stages that measure the model files: eval, bench, and the report that shows both.
 
-eval writes one ``eval_<variant>.json`` per variant, in the shape of ``edgeres eval --json
---compare FP32`` (``model``, ``precision``, ``backend``, ``size_bytes``, ``result``, and
-``reference`` with the ``agreement``; FP32 itself has no reference). bench writes
-``bench.json`` as ``edgeres bench --json`` does. Every model file is named relative to OUT,
-so the report of a copied or moved folder finds the files beside the results.
+eval writes one ``eval_<variant>.json`` per variant, an eval result as ``edgeres eval --json
+--compare FP32`` writes it (``kind``, ``schema``, ``model``, ``precision``, ``backend``,
+``size_bytes``, ``result``, and ``reference`` with the ``agreement``; FP32 itself has no
+reference). bench writes ``bench.json`` as ``edgeres bench --json`` does. Every model file
+is named relative to OUT, so the report of a copied or moved folder finds the files beside
+the results.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeres.atomic import write_text_atomic
 from edgeres.bench.measure import BenchSettings
 from edgeres.errors import EdgeresError
 from edgeres.pipeline.context import FP16_NOT_TIMED, TRAIN_SPLIT, Context, Variant, same_data
@@ -92,8 +91,9 @@ def _runner(v: Variant, threads: int | None) -> Any:
 
 def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
     from edgeres.engine.options import parse_batch_profile
-    from edgeres.evaluate import agreement, evaluate, result_record
+    from edgeres.evaluate import agreement, evaluate
     from edgeres.export.onnx_meta import read_onnx_meta
+    from edgeres.records import EvalRecord, Reference, write_eval
 
     details = plan.details(EvalPlan)
     source, indices, note = ctx.eval_images(details.data)
@@ -109,15 +109,17 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
         )
 
     ref_runner, ref = run(ctx.variants["fp32"])
-    reference = result_record(ctx.fp32, ref_runner, ref, name=ctx.rel(ctx.fp32))
+    reference = Reference.measured(ctx.fp32, ref_runner, ref, name=ctx.rel(ctx.fp32))
     written, lines = [], []
     for v in details.variants:
         runner, result = (ref_runner, ref) if v.name == "fp32" else run(v)
-        out: dict[str, Any] = result_record(v.path, runner, result, name=ctx.rel(v.path))
-        if v.name != "fp32":
-            out["reference"] = {**reference, "agreement": agreement(result, ref)}
+        compared = (
+            None if v.name == "fp32" else dataclasses.replace(reference, agreement=agreement(result, ref))
+        )
         path = _eval_path(ctx, v)
-        write_text_atomic(path, json.dumps(out, indent=2, default=str) + "\n")
+        write_eval(
+            path, EvalRecord.measured(v.path, runner, result, name=ctx.rel(v.path), reference=compared)
+        )
         written.append(path)
         top1 = "-" if result.top1 is None else f"{100 * result.top1:.1f}%"
         lines.append(f"{v.name} {top1}")
@@ -166,7 +168,8 @@ def _plan_bench(ctx: Context) -> StagePlan | str:
 
 
 def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
-    from edgeres.bench import benchmark, to_json
+    from edgeres.bench import benchmark
+    from edgeres.records import BenchRecord, write_bench
     from edgeres.sysinfo import collect
 
     details = plan.details(BenchPlan)
@@ -180,8 +183,8 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
     if not results or len(failed) == len(results):
         first = failed[0].error if failed else "no model to time"
         raise EdgeresError(f"no benchmark ran ({first})")
-    report = to_json(results, collect(), threads=settings.threads, settings=settings.to_dict())
-    write_text_atomic(ctx.out / BENCH_JSON, json.dumps(report, indent=2, default=str) + "\n")
+    record = BenchRecord.of(results, collect(), threads=settings.threads, settings=settings.to_dict())
+    write_bench(ctx.out / BENCH_JSON, record)
     notes = list(details.notes)
     notes += [f"{r.model} at batch {r.batch} failed: {r.error}" for r in failed]
     if failed:

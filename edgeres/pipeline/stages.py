@@ -194,6 +194,7 @@ def _plan_quantize(ctx: Context) -> StagePlan | str:
 
 def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     from edgeres.quantize.workflow import QuantizeOptions, quantize
+    from edgeres.records import QuantizeRecord, write_quantize
 
     q, details = ctx.config.quantize, plan.details(QuantizePlan)
     targets = details.targets
@@ -226,33 +227,18 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     )
     output = ctx.out / ("model.int8.onnx" if len(targets) > 1 else f"model.int8.{targets[0]}.onnx")
     report = quantize(ctx.fp32, output, options)
-    data = _relative_report(ctx, report.to_dict())
+    # quantize.json names its files relative to OUT, as every result file of the pipeline does
+    result = QuantizeRecord.of(report).with_paths(lambda p: ctx.rel(Path(p)))
     note = f"{report.method} on {report.calib_images} images"
     if n is not None and details.eval_data is not None:
-        _drop_accuracy(data, f"accuracy left to the eval stage: the model's batch is fixed at {n}")
+        # quantize's one-batch check is no accuracy to report: eval measures it
+        result = result.without_accuracy(
+            f"accuracy left to the eval stage: the model's batch is fixed at {n}"
+        )
         note += f"; accuracy measured by eval only (batch fixed at {n})"
-    write_text_atomic(ctx.out / QUANTIZE_JSON, json.dumps(data, indent=2, default=str) + "\n")
+    write_quantize(ctx.out / QUANTIZE_JSON, result)
     paths = tuple(t.path for t in report.targets)
     return Outcome((*paths, report.cache, ctx.out / QUANTIZE_JSON), note)
-
-
-def _relative_report(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """quantize.json names its files relative to OUT, as every result file of the pipeline does."""
-    for key in ("fp32_onnx", "cache"):
-        if isinstance(data.get(key), (str, Path)):
-            data[key] = ctx.rel(Path(data[key]))
-    for t in data.get("targets") or ():
-        if isinstance(t.get("path"), (str, Path)):
-            t["path"] = ctx.rel(Path(t["path"]))
-    return data
-
-
-def _drop_accuracy(data: dict[str, Any], why: str) -> None:
-    """Remove the accuracy of quantize's one-batch check (a fixed-batch model): eval measures it."""
-    note = "; ".join(x for x in (data.get("selection_note"), why) if x)
-    data.update(fp32_top1=None, fp32_top5=None, eval_images=0, selection_note=note)
-    for t in data.get("targets") or ():
-        t.update(top1=None, top5=None, agreement=None, drop=None, per_class={})
 
 
 def _register_quantize(

@@ -1,26 +1,36 @@
-"""Read the result files: find them, tell their kind by their keys, turn them into facts.
+"""Read the result files: find them, read each by the kind it states, turn them into facts.
 
-Three kinds of JSON are read, each written by an edgeres command:
-
-* ``eval``: ``edgeres eval --json`` (``model``, ``result``, optionally ``reference``);
-* ``bench``: ``edgeres bench --json`` (``environment``, ``results``);
-* ``quantize``: ``edgeres quantize --json`` (``fp32_onnx``, ``targets``).
+Three kinds are read, each written by an edgeres command (and by the pipeline) with ``--json``:
+``edgeres.eval``, ``edgeres.bench`` and ``edgeres.quantize`` (see :mod:`edgeres.records`).
+A file of an older edgeres, which did not state its kind, is told by its keys
+(:func:`classify`) and read as the report always read it (:func:`_read_unmarked`).
 
 Each becomes a list of :class:`Fact`: one thing a file says about one model file.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeres.errors import EdgeresError, UsageError
+from edgeres.records import (
+    BenchEnvironment,
+    BenchRecord,
+    ClassScore,
+    EvalRecord,
+    QuantizeRecord,
+    Scores,
+    load_json,
+    parse,
+    read_bench,
+    read_eval,
+    read_quantize,
+)
 from edgeres.report.data import Accuracy, ClassAccuracy, Environment, Latency, Source
 
 __all__ = ["Fact", "Loaded", "classify", "expand_sources", "read_source"]
@@ -96,15 +106,26 @@ def classify(data: Any) -> str | None:
 
 
 def read_source(path: Path, *, explicit: bool = True) -> Loaded | None:
-    """Read and parse one file; None for a folder's file that is not a result (logged)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EdgeresError(f"cannot read result file '{path}': {exc.__class__.__name__}") from None
-    except json.JSONDecodeError as exc:
+    """Read one file by the kind it states; None for a folder's file that is not a result (logged)."""
+    data = load_json(path)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind is None:
+        return _read_unmarked(data, path, explicit=explicit)
+    reader = _READERS.get(kind) if isinstance(kind, str) else None
+    if reader is None:
+        if not explicit:
+            log.warning("skipped %s: it holds %r, not an edgeres eval, bench or quantize result", path, kind)
+            return None
         raise EdgeresError(
-            f"result file '{path}' is not valid JSON (line {exc.lineno}): corrupt or cut short"
-        ) from None
+            f"'{path}' holds {kind!r}, which is not an edgeres eval, bench or quantize result; "
+            "give the files those commands write with --json, or upgrade edgeres if a newer one wrote it"
+        )
+    read, facts = reader
+    return facts(read(path, data), path)
+
+
+def _read_unmarked(data: Any, path: Path, *, explicit: bool) -> Loaded | None:
+    """A file without ``kind`` (an older edgeres): its kind told by its keys, missing fields empty."""
     kind = classify(data)
     if kind is None or kind == "report":
         if not explicit:
@@ -115,266 +136,148 @@ def read_source(path: Path, *, explicit: bool = True) -> Loaded | None:
             f"'{path}' is not an edgeres eval, bench or quantize JSON ({what}); "
             "give the files those commands write with --json"
         )
-    try:
-        return _PARSERS[kind](data, path)
-    except _WrongType as exc:
-        raise EdgeresError(
-            f"{kind} result file '{path}' is malformed: field '{exc.field}' should be {exc.expected}, "
-            f"not {_json_type(exc.value)}"
-        ) from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise EdgeresError(
-            f"{kind} result file '{path}' is malformed ({exc.__class__.__name__}: {exc})"
-        ) from None
+    if kind == "eval":
+        return _eval(parse(EvalRecord, data, path, strict=False), path)
+    if kind == "bench":
+        return _bench(parse(BenchRecord, data, path, strict=False), path)
+    return _quantize(parse(QuantizeRecord, data, path, strict=False), path)
 
 
-class _WrongType(Exception):
-    def __init__(self, field: str, expected: str, value: Any) -> None:
-        super().__init__(field)
-        self.field, self.expected, self.value = field, expected, value
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({json.dumps(value)})"
-    if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({json.dumps(value[:40])})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
-
-
-def _num(d: Mapping[str, Any], key: str, where: str, *, integer: bool = False) -> Any:
-    """``d[key]`` as a number (None when absent or null); :class:`_WrongType` for anything else."""
-    x = d.get(key)
-    if x is None:
-        return None
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        raise _WrongType(f"{where}{key}", "an integer" if integer else "a number", x)
-    if integer and not float(x).is_integer():
-        raise _WrongType(f"{where}{key}", "an integer", x)
-    return int(x) if integer else float(x)
-
-
-def _text(d: Mapping[str, Any], key: str, where: str) -> str | None:
-    x = d.get(key)
-    if x is None:
-        return None
-    if not isinstance(x, str):
-        raise _WrongType(f"{where}{key}", "a string", x)
-    return x
-
-
-def _required_text(d: Mapping[str, Any], key: str, where: str) -> str:
-    x = _text(d, key, where)
-    if x is None:
-        raise _WrongType(f"{where}{key}", "a string", None)
-    return x
-
-
-def _obj(d: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    x = d.get(key)
-    if x is None:
-        return {}
-    if not isinstance(x, dict):
-        raise _WrongType(f"{where}{key}", "an object", x)
-    return x
-
-
-def _list(d: Mapping[str, Any], key: str, where: str) -> list[Any]:
-    x = d.get(key)
-    if x is None:
-        return []
-    if not isinstance(x, list):
-        raise _WrongType(f"{where}{key}", "a list", x)
-    return x
-
-
-def _texts(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    items = _list(d, key, where)
-    for i, x in enumerate(items):
-        if not isinstance(x, str):
-            raise _WrongType(f"{where}{key}[{i}]", "a string", x)
-    return tuple(items)
-
-
-def _accuracy(result: Mapping[str, Any], source: str, where: str, **extra: Any) -> Accuracy:
-    per_class = []
-    for name, c in _obj(result, "per_class", where).items():
-        if not isinstance(c, dict):
-            raise _WrongType(f"{where}per_class.{name}", "an object", c)
-        at = f"{where}per_class.{name}."
-        per_class.append(
-            ClassAccuracy(str(name), _num(c, "correct", at, integer=True), _num(c, "total", at, integer=True))
-        )
-    labelled, evaluated = (_num(result, k, where, integer=True) for k in ("num_labelled", "num_images"))
-    images = labelled or evaluated
+def _accuracy(scores: Scores, source: str, **extra: Any) -> Accuracy:
     return Accuracy(
-        top1=_num(result, "top1", where),
-        top5=_num(result, "top5", where),
-        images=images or 0,
+        top1=scores.top1,
+        top5=scores.top5,
+        images=scores.num_labelled or scores.num_images,
         source=source,
-        per_class=tuple(per_class),
+        per_class=_classes(scores.per_class),
         **extra,
     )
 
 
-def _eval(data: Mapping[str, Any], path: Path) -> Loaded:
+def _classes(per_class: Sequence[ClassScore]) -> tuple[ClassAccuracy, ...]:
+    return tuple(ClassAccuracy(c.name, c.correct, c.total) for c in per_class)
+
+
+def _eval(record: EvalRecord, path: Path) -> Loaded:
     facts = []
-    ref = data.get("reference")
     extra: dict[str, Any] = {}
-    if ref is not None and not isinstance(ref, dict):
-        raise _WrongType("reference", "an object", ref)
-    if isinstance(ref, dict):
-        if not isinstance(ref.get("result"), dict):
-            raise _WrongType("reference.result", "an object", ref.get("result"))
-        ref_model = _required_text(ref, "model", "reference.")
-        ref_acc = _accuracy(ref["result"], str(path), "reference.result.")
+    ref = record.reference
+    if ref is not None:
+        ref_acc = _accuracy(ref.result, str(path))
         extra = {
-            "reference": ref_model,
+            "reference": ref.model,
             "reference_top1": ref_acc.top1,
             "reference_per_class": ref_acc.per_class,
-            "agreement": _num(ref, "agreement", "reference."),
+            "agreement": ref.agreement,
         }
         facts.append(
             Fact(
-                ref_model,
+                ref.model,
                 path,
                 "reference",
-                precision=_text(ref, "precision", "reference."),
-                backend=_text(ref, "backend", "reference."),
-                size_bytes=_num(ref, "size_bytes", "reference.", integer=True),
+                precision=ref.precision,
+                backend=ref.backend,
+                size_bytes=ref.size_bytes,
                 accuracy=ref_acc,
             )
         )
     main = Fact(
-        _required_text(data, "model", ""),
+        record.model,
         path,
         "eval",
-        precision=_text(data, "precision", ""),
-        backend=_text(data, "backend", ""),
-        size_bytes=_num(data, "size_bytes", "", integer=True),
-        accuracy=_accuracy(data["result"], str(path), "result.", **extra),
+        precision=record.precision,
+        backend=record.backend,
+        size_bytes=record.size_bytes,
+        accuracy=_accuracy(record.result, str(path), **extra),
     )
     return Loaded(Source(str(path), "eval"), (main, *facts))
 
 
-def _bench(data: Mapping[str, Any], path: Path) -> Loaded:
+def _bench(record: BenchRecord, path: Path) -> Loaded:
     facts = []
-    for i, r in enumerate(data["results"]):
-        at = f"results[{i}]."
-        if not isinstance(r, dict):
-            raise _WrongType(f"results[{i}]", "an object", r)
-        batch = _num(r, "batch", at, integer=True)
-        if batch is None:
-            raise _WrongType(f"{at}batch", "an integer", None)
+    for r in record.results:
         row = Latency(
-            batch=batch,
-            backend=_text(r, "backend", at) or "?",
-            device=_text(r, "device", at) or "?",
-            mean_ms=_num(r, "mean_ms", at),
-            median_ms=_num(r, "median_ms", at),
-            p99_ms=_num(r, "p99_ms", at),
-            throughput=_num(r, "throughput", at),
-            cv=_num(r, "cv", at),
-            noisy=bool(r.get("noisy")),
-            iterations=_num(r, "iterations", at, integer=True) or 0,
-            compute_mean_ms=_num(r, "compute_mean_ms", at),
-            error=_text(r, "error", at),
+            batch=r.batch,
+            backend=r.backend or "?",
+            device=r.device or "?",
+            mean_ms=r.mean_ms,
+            median_ms=r.median_ms,
+            p99_ms=r.p99_ms,
+            throughput=r.throughput,
+            cv=r.cv,
+            noisy=r.noisy,
+            iterations=r.iterations,
+            compute_mean_ms=r.compute_mean_ms,
+            error=r.error,
         )
         facts.append(
             Fact(
-                _required_text(r, "model", at),
-                path,
-                "bench",
-                bench_precision=_text(r, "precision", at),
-                backend=row.backend,
-                latency=row,
+                r.model, path, "bench", bench_precision=r.precision or None, backend=row.backend, latency=row
             )
         )
-    return Loaded(
-        Source(str(path), "bench"), tuple(facts), environment=_environment(_obj(data, "environment", ""))
-    )
+    return Loaded(Source(str(path), "bench"), tuple(facts), environment=_environment(record.environment))
 
 
-def _environment(env: Mapping[str, Any]) -> Environment:
-    at = "environment."
+def _environment(env: BenchEnvironment) -> Environment:
     gpus = tuple(
-        f"{d.get('name', '?')} (sm {d.get('compute_capability', '?')}, {d.get('memory_gib', '?')} GiB)"
-        if isinstance(d, dict)
-        else str(d)
-        for d in _list(env, "cuda_devices", at)
+        f"{g.name or '?'} (sm {g.compute_capability or '?'}, {_or_unknown(g.memory_gib)} GiB)"
+        for g in env.cuda_devices
     )
-    jetson = _obj(env, "jetson", at)
-    if jetson:
-        gpus += tuple(f"Jetson {k}: {v}" for k, v in jetson.items())
-    libraries = tuple((str(k), str(v)) for k, v in _obj(env, "libraries", at).items() if v)
+    gpus += tuple(f"Jetson {k}: {v}" for k, v in env.jetson)
     return Environment(
-        cpu_model=_text(env, "cpu_model", at),
-        cpu_count=_num(env, "cpu_count", at, integer=True),
-        cpu_features=_texts(env, "cpu_features", at),
+        cpu_model=env.cpu_model,
+        cpu_count=env.cpu_count,
+        cpu_features=env.cpu_features,
         gpus=gpus,
-        libraries=libraries,
-        python=_text(env, "python", at),
-        platform=_text(env, "platform", at),
-        threads=_num(env, "threads", at, integer=True),
-        providers=_texts(env, "onnxruntime_providers", at),
+        libraries=tuple((k, v) for k, v in env.libraries if v),
+        python=env.python,
+        platform=env.platform,
+        threads=env.threads,
+        providers=env.onnxruntime_providers,
     )
 
 
-def _quantize(data: Mapping[str, Any], path: Path) -> Loaded:
-    fp32 = _required_text(data, "fp32_onnx", "")
-    images = _num(data, "eval_images", "", integer=True) or 0
-    fp32_top1 = _num(data, "fp32_top1", "")
+def _or_unknown(x: float | None) -> str:
+    return "?" if x is None else str(x)
+
+
+def _quantize(record: QuantizeRecord, path: Path) -> Loaded:
+    fp32, images, fp32_top1 = record.fp32_onnx, record.eval_images, record.fp32_top1
     fp32_acc = None
     if fp32_top1 is not None:
-        fp32_acc = Accuracy(fp32_top1, _num(data, "fp32_top5", ""), images, str(path))
+        fp32_acc = Accuracy(fp32_top1, record.fp32_top5, images, str(path))
     facts = [Fact(fp32, path, "quantize", precision="fp32", accuracy=fp32_acc)]
-    for i, t in enumerate(data["targets"]):
-        at = f"targets[{i}]."
-        if not isinstance(t, dict):
-            raise _WrongType(f"targets[{i}]", "an object", t)
+    for t in record.targets:
         acc: Accuracy | None = None
-        top1 = _num(t, "top1", at)
-        if top1 is not None:
-            per_class = []
-            for n, ct in _obj(t, "per_class", at).items():
-                if not (isinstance(ct, list) and len(ct) == 2 and all(isinstance(v, int) for v in ct)):
-                    raise _WrongType(f"{at}per_class.{n}", "a pair of integers [correct, total]", ct)
-                per_class.append(ClassAccuracy(str(n), ct[0], ct[1]))
+        if t.top1 is not None:
             acc = Accuracy(
-                top1=top1,
-                top5=_num(t, "top5", at),
+                top1=t.top1,
+                top5=t.top5,
                 images=images,
                 source=str(path),
-                per_class=tuple(per_class),
+                per_class=_classes(t.per_class),
                 reference=fp32,
                 reference_top1=fp32_top1,
-                agreement=_num(t, "agreement", at),
-                drop=_num(t, "drop", at),
+                agreement=t.agreement,
+                drop=t.drop,
             )
-        sensitivity = _obj(t, "sensitivity", at)
-        sens = sorted(
-            ((str(k), _num(sensitivity, k, f"{at}sensitivity.")) for k in sensitivity), key=lambda kv: -kv[1]
-        )
         facts.append(
             Fact(
-                _required_text(t, "path", at),
+                t.path,
                 path,
                 "quantize",
                 precision="int8",
-                target=_required_text(t, "target", at),
+                target=t.target,
                 accuracy=acc,
-                sensitivity=tuple(sens),
-                kept_float=_texts(t, "excluded_nodes", at),
+                sensitivity=tuple(sorted(t.sensitivity, key=lambda kv: -kv[1])),
+                kept_float=t.excluded_nodes,
             )
         )
-    arch = _text(_obj(data, "meta", ""), "arch", "meta.")
-    return Loaded(Source(str(path), "quantize"), tuple(facts), arch=arch)
+    return Loaded(Source(str(path), "quantize"), tuple(facts), arch=record.arch)
 
 
-_PARSERS = {"eval": _eval, "bench": _bench, "quantize": _quantize}
+_READERS: dict[str, tuple[Callable[[Path, Any], Any], Callable[[Any, Path], Loaded]]] = {
+    EvalRecord.KIND: (read_eval, _eval),
+    BenchRecord.KIND: (read_bench, _bench),
+    QuantizeRecord.KIND: (read_quantize, _quantize),
+}

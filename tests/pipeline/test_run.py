@@ -93,10 +93,21 @@ def test_engines_are_skipped_with_the_reason(first_run: tuple[Path, PipelineResu
 def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, PipelineResult]) -> None:
     out, _ = first_run
     fp32 = json.loads((out / "eval_fp32.json").read_text())
-    assert list(fp32) == ["model", "precision", "backend", "size_bytes", "result"]
+    assert list(fp32) == ["kind", "schema", "model", "precision", "backend", "size_bytes", "result"]
+    assert (fp32["kind"], fp32["schema"]) == ("edgeres.eval", 1)
     assert fp32["precision"] == "fp32" and fp32["size_bytes"] == (out / "model.fp32.onnx").stat().st_size
     int8 = json.loads((out / "eval_int8-cpu.json").read_text())
-    assert list(int8) == ["model", "precision", "backend", "size_bytes", "result", "reference"]
+    assert list(int8) == [
+        "kind",
+        "schema",
+        "model",
+        "precision",
+        "backend",
+        "size_bytes",
+        "result",
+        "reference",
+    ]
+    assert list(int8["reference"]) == ["model", "precision", "backend", "size_bytes", "result", "agreement"]
     assert int8["precision"] == "int8" and Path(int8["model"]).name == "model.int8.cpu.onnx"
     assert int8["result"]["num_images"] == 64
     assert int8["reference"]["result"] == fp32["result"]

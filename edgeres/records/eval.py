@@ -1,0 +1,197 @@
+"""The eval result file: ``edgeres eval --json`` and the pipeline's ``eval_<variant>.json``.
+
+``{"kind": "edgeres.eval", "schema": 1, "model", "precision", "backend", "size_bytes",
+"result": {...}}``, and with a reference model (``--compare``) ``"reference"``: the same
+fields for it, plus the top-1 ``agreement`` of the two on the same images.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from edgeres.records.fields import FieldError, Fields
+from edgeres.records.files import header, read_record, write_record
+
+if TYPE_CHECKING:
+    from edgeres.evaluate import EvalResult
+    from edgeres.runners import Runner
+
+__all__ = ["ClassScore", "EvalRecord", "Evaluated", "Reference", "Scores", "read_eval", "write_eval"]
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One class: images whose top-1 prediction is right, of ``total`` labelled images."""
+
+    name: str
+    correct: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Accuracy of one model on the evaluated images (``result`` in the file)."""
+
+    num_images: int
+    num_labelled: int
+    top1: float | None
+    top5: float | None
+    skipped: int = 0
+    skipped_unknown_class: int = 0
+    per_class: tuple[ClassScore, ...] = ()
+
+    @classmethod
+    def of(cls, result: EvalResult) -> Scores:
+        return cls(
+            num_images=int(result.num_images),
+            num_labelled=int(result.num_labelled),
+            top1=None if result.top1 is None else float(result.top1),
+            top5=None if result.top5 is None else float(result.top5),
+            skipped=int(result.skipped),
+            skipped_unknown_class=int(result.skipped_unknown),
+            per_class=tuple(ClassScore(str(n), int(c), int(t)) for n, (c, t) in result.per_class.items()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "num_images": self.num_images,
+            "num_labelled": self.num_labelled,
+            "top1": self.top1,
+            "top5": self.top5,
+            "skipped": self.skipped,
+            "skipped_unknown_class": self.skipped_unknown_class,
+            "per_class": {
+                c.name: {
+                    "correct": c.correct,
+                    "total": c.total,
+                    "accuracy": c.correct / c.total if c.total else None,
+                }
+                for c in self.per_class
+            },
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> Scores:
+        per_class = []
+        classes = f.sub("per_class")
+        for name in classes.data:
+            c = classes.sub(name)
+            per_class.append(
+                ClassScore(str(name), c.required_integer("correct"), c.required_integer("total"))
+            )
+        return cls(
+            num_images=f.integer("num_images", 0) or 0,
+            num_labelled=f.integer("num_labelled", 0) or 0,
+            top1=f.number("top1"),
+            top5=f.number("top5"),
+            skipped=f.integer("skipped", 0) or 0,
+            skipped_unknown_class=f.integer("skipped_unknown_class", 0) or 0,
+            per_class=tuple(per_class),
+        )
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One model as an evaluation scored it: its file, what it computes in, and its accuracy."""
+
+    model: str
+    precision: str | None
+    backend: str | None
+    size_bytes: int | None
+    result: Scores
+
+    @classmethod
+    def measured(
+        cls,
+        model: str | os.PathLike[str],
+        runner: Runner,
+        result: EvalResult,
+        *,
+        name: str | None = None,
+        **extra: Any,
+    ) -> Self:
+        """``model`` (named ``name`` in the file, else by its path) as ``runner`` scored it."""
+        path = Path(model)
+        return cls(
+            model=name if name is not None else str(model),
+            precision=runner.precision,
+            backend=runner.name,
+            size_bytes=path.stat().st_size if path.is_file() else None,
+            result=Scores.of(result),
+            **extra,
+        )
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "precision": self.precision,
+            "backend": self.backend,
+            "size_bytes": self.size_bytes,
+            "result": self.result.to_dict(),
+        }
+
+    @staticmethod
+    def _read_common(f: Fields) -> dict[str, Any]:
+        if not isinstance(f.raw("result"), dict):
+            raise FieldError(f.where + "result", "an object", f.raw("result"))
+        return {
+            "model": f.required_text("model"),
+            "precision": f.text("precision"),
+            "backend": f.text("backend"),
+            "size_bytes": f.integer("size_bytes"),
+            "result": Scores.read(f.sub("result")),
+        }
+
+
+@dataclass(frozen=True)
+class Reference(Evaluated):
+    """The model an evaluation was compared with, on the same images, and how often both agree."""
+
+    #: Fraction of the images on which both models predict the same class.
+    agreement: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self._common(), "agreement": self.agreement}
+
+    @classmethod
+    def read(cls, f: Fields) -> Reference:
+        return cls(**cls._read_common(f), agreement=f.number("agreement"))
+
+
+@dataclass(frozen=True)
+class EvalRecord(Evaluated):
+    """One model's accuracy on a set of images, and optionally its reference's."""
+
+    KIND: ClassVar[str] = "edgeres.eval"
+    NAME: ClassVar[str] = "eval"
+    SCHEMA: ClassVar[int] = 1
+
+    reference: Reference | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {**header(self), **self._common()}
+        if self.reference is not None:
+            d["reference"] = self.reference.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, *, strict: bool = True) -> Self:
+        f = Fields(data, strict=strict)
+        ref = f.data.get("reference")  # absent: no reference was given
+        if ref is not None and not isinstance(ref, dict):
+            raise FieldError("reference", "an object", ref)
+        reference = Reference.read(Fields(ref, "reference.", strict=strict)) if ref is not None else None
+        return cls(**cls._read_common(f), reference=reference)
+
+
+def write_eval(path: str | os.PathLike[str], record: EvalRecord) -> None:
+    """Write an eval result file, atomically."""
+    write_record(path, record)
+
+
+def read_eval(path: str | os.PathLike[str], data: Any = None) -> EvalRecord:
+    """Read an eval result file (``data``: its JSON, when already loaded); one-line errors."""
+    return read_record(path, EvalRecord, data)
