@@ -18,7 +18,7 @@ from PIL import Image
 
 from edgeres.data.listing import IMAGE_EXTENSIONS, Listing
 from edgeres.data.preprocess import MAX_ASPECT_RATIO, to_rgb
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError, UsageError, first_line
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -256,7 +256,7 @@ def npz_source(path: str | Path) -> ArraySource:
     except EdgeresError:
         raise
     except Exception as exc:  # a truncated zip fails in zipfile, zlib or numpy, each its own way
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, limit=200)
         raise EdgeresError(f"cannot read {path} as a .npz of images ({reason}); re-create the file") from exc
     return ArraySource(images, labels, names, description=f"npz file {path}")
 
