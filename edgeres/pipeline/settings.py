@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 
 from edgeres.bench.measure import BenchSettings
 from edgeres.errors import UsageError
+from edgeres.settings_checks import check_choice as _choice
 
 __all__ = [
     "STAGES",
@@ -49,11 +50,6 @@ def _positive(name: str, value: int | None) -> None:
 def _non_negative(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UsageError(f"{name} must be a whole number of 0 or more, got {value!r}")
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)
