@@ -100,8 +100,8 @@ def check_keep_folder(keep: Path) -> None:
 
 def run_doctor(settings: DoctorSettings | None = None, *, progress: Progress | None = None) -> DoctorReport:
     """Check this machine; see :mod:`edgeres.doctor`. ``progress`` gets a line before each slow step."""
-    from edgeres import __version__
     from edgeres.sysinfo import collect
+    from edgeres.version import __version__
 
     s = settings or DoctorSettings()
     say: Progress = progress or (lambda _line: None)

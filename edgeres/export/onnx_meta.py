@@ -36,7 +36,7 @@ _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorPro
 
 def meta_props(meta: ModelMeta) -> dict[str, str]:
     """The ``metadata_props`` edgeres writes: full JSON plus readable keys."""
-    from edgeres import __version__
+    from edgeres.version import __version__
 
     pre = meta.preprocessing
     return {
