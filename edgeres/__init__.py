@@ -6,28 +6,24 @@ modules load where they are used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
-__all__ = ["EdgeresError", "LoadedModel", "ModelMeta", "__version__", "load_model", "save_checkpoint"]
-
+from edgeres._lazy import lazy_exports
 from edgeres.errors import EdgeresError
 from edgeres.metadata import ModelMeta
+from edgeres.version import __version__
 
+# The type checker's view of _EXPORTS (tests/test_lazy_exports.py keeps the two equal).
 if TYPE_CHECKING:
-    from edgeres.checkpoint import save_checkpoint
-    from edgeres.loading import LoadedModel, load_model
+    from edgeres.checkpoint import save_checkpoint  # noqa: F401
+    from edgeres.loading import LoadedModel, load_model  # noqa: F401
 
+# torch is imported lazily so that `import edgeres` and `edgeres --help` stay fast.
+_EXPORTS = {
+    "LoadedModel": "edgeres.loading",
+    "load_model": "edgeres.loading",
+    "save_checkpoint": "edgeres.checkpoint",
+}
 
-def __getattr__(name: str) -> Any:
-    # torch is imported lazily so that `import edgeres` and `edgeres --help` stay fast.
-    if name in ("load_model", "LoadedModel"):
-        from edgeres import loading
-
-        return getattr(loading, name)
-    if name == "save_checkpoint":
-        from edgeres.checkpoint import save_checkpoint
-
-        return save_checkpoint
-    raise AttributeError(f"module 'edgeres' has no attribute {name!r}")
+__all__ = ["EdgeresError", "ModelMeta", "__version__", *_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

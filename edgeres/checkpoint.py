@@ -42,7 +42,7 @@ def save_checkpoint(
     """
     import torch
 
-    from edgeres import __version__
+    from edgeres.version import __version__
 
     state = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
     payload: dict[str, Any] = {

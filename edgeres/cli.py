@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from edgeres import __version__
 from edgeres.errors import EdgeresError
+from edgeres.version import __version__
 
 _DEBUG = {"on": os.environ.get("EDGERES_DEBUG", "") not in ("", "0")}
 

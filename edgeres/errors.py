@@ -2,9 +2,12 @@
 
 The CLI prints an :class:`EdgeresError` as a single ``error: ...`` line and exits
 with its ``exit_code``; any other exception is a bug and keeps its traceback.
+:func:`first_line` is how any exception is quoted in such a line.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class EdgeresError(Exception):
@@ -30,3 +33,21 @@ class UsageError(EdgeresError):
 
 class MissingDependencyError(EdgeresError):
     """An optional package (TensorRT, an extra) is needed but not installed."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def first_line(exc: BaseException, *, limit: int | None = 300, typed: bool = False) -> str:
+    """``exc``'s message for a one-line report: its first non-blank line, stripped.
+
+    Terminal colour codes are removed and the line is cut to ``limit`` characters (None: no
+    limit). A blank message gives the exception's type name; ``typed=True`` puts the type
+    name first anyway (``ValueError: the first line``), for errors that are not the user's.
+    """
+    lines = (line.strip() for line in _ANSI.sub("", str(exc)).splitlines())
+    text = next((line for line in lines if line), "")[:limit]
+    name = type(exc).__name__
+    if not text:
+        return name
+    return f"{name}: {text}" if typed else text

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from edgeres.checkpoint import is_checkpoint, read_checkpoint
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError, UsageError, first_line
 from edgeres.metadata import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, Preprocessing, Provenance
 
 if TYPE_CHECKING:
@@ -174,8 +174,8 @@ def _torch_load(path: Path, **kwargs: Any) -> Any:
         raise
     except Exception as exc:  # torch.load raises many types (IndexError, EOFError...) for damaged data
         raise EdgeresError(
-            f"'{path}' could not be read as a PyTorch file ({_first_line(exc)}); it may be truncated or "
-            "corrupt: re-save or re-download it"
+            f"'{path}' could not be read as a PyTorch file ({first_line(exc, limit=200)}); "
+            "it may be truncated or corrupt: re-save or re-download it"
         ) from exc
 
 
@@ -292,7 +292,8 @@ def _load_torchscript(path: Path, arch: str | None, overrides: MetaOverrides, tr
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as exc:
-        raise EdgeresError(f"'{path}' is a damaged TorchScript archive ({_first_line(exc)})") from exc
+        reason = first_line(exc, limit=200)
+        raise EdgeresError(f"'{path}' is a damaged TorchScript archive ({reason})") from exc
     if not trusted:
         model_safety.check_torchscript_ops(module, path)
     module.eval()
@@ -311,19 +312,19 @@ def _load_exported(path: Path, arch: str | None, overrides: MetaOverrides, trust
         try:
             model_safety.check_pt2_archive(path)
         except (zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
-            raise EdgeresError(f"'{path}' is a damaged torch.export program ({_first_line(exc)})") from exc
+            raise _damaged_program(path, exc) from exc
     guard = contextlib.nullcontext() if trusted else model_safety.forced_weights_only()
     try:
         with guard:
             program = torch.export.load(str(path))
     except Exception as exc:  # torch.export raises many types for a damaged archive
-        raise EdgeresError(f"'{path}' is a damaged torch.export program ({_first_line(exc)})") from exc
+        raise _damaged_program(path, exc) from exc
     if not trusted:
         model_safety.check_exported_ops(program.graph_module, path)
     try:
         module = program.module()
     except Exception as exc:
-        raise EdgeresError(f"'{path}' is a damaged torch.export program ({_first_line(exc)})") from exc
+        raise _damaged_program(path, exc) from exc
     meta = overrides.apply(_default_meta(arch, overrides.num_classes, source=str(path)))
     return LoadedModel(path, "exported_program", meta, _frozen_mode(module))
 
@@ -364,6 +365,5 @@ def _few(keys: list[str], limit: int = 4) -> str:
     return f"{len(keys)} ({shown}{', ...' if len(keys) > limit else ''})"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+def _damaged_program(path: Path, exc: BaseException) -> EdgeresError:
+    return EdgeresError(f"'{path}' is a damaged torch.export program ({first_line(exc, limit=200)})")

@@ -6,7 +6,8 @@ See docs/commands/bench.md for what is measured and how to get numbers worth com
 from __future__ import annotations
 
 from edgeres.bench.measure import BenchSettings, benchmark
-from edgeres.bench.results import NOISY_CV, BenchResult, LatencyStats, format_table, summarize, to_json
+from edgeres.bench.results import NOISY_CV, BenchResult, LatencyStats, format_table, summarize
+from edgeres.records.bench import to_json
 
 __all__ = [
     "NOISY_CV",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgeres.bench.results import BenchResult
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError, UsageError, first_line
 from edgeres.runners import registry
 
 __all__ = ["BenchSettings", "benchmark"]
@@ -118,7 +118,7 @@ def _prepare(path: Path, settings: BenchSettings) -> tuple[Any, tuple[int, int] 
 
 
 def _failed(name: str, backend: str, settings: BenchSettings, batch: int, exc: BaseException) -> BenchResult:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    message = first_line(exc, limit=None)
     if not isinstance(exc, EdgeresError):
         message = f"{type(exc).__name__}: {message}"
     spec = registry.REGISTRY.get(backend)

@@ -6,13 +6,13 @@ percentile interpolation and the population standard deviation (``ddof=0``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["NOISY_CV", "BenchResult", "LatencyStats", "format_table", "summarize", "to_json"]
+__all__ = ["NOISY_CV", "BenchResult", "LatencyStats", "format_table", "summarize"]
 
 #: A run whose coefficient of variation (std / mean) is above this is too noisy to trust.
 NOISY_CV = 0.10
@@ -181,20 +181,3 @@ def format_table(results: Sequence[BenchResult]) -> str:
     for i, row in enumerate(rows):
         lines.append(line(row) + (f"  error: {errors[i]}" if i in errors else ""))
     return "\n".join(lines)
-
-
-def to_json(
-    results: Sequence[BenchResult],
-    system_info: Any,
-    *,
-    threads: int | None = None,
-    settings: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The report as bench.json holds it (:class:`edgeres.records.BenchRecord`): the environment
-    (system info, threads), the settings and every result.
-
-    ``system_info`` is a :class:`edgeres.sysinfo.SystemInfo` or its ``to_dict()``.
-    """
-    from edgeres.records import BenchRecord
-
-    return BenchRecord.of(results, system_info, threads=threads, settings=settings).to_dict()

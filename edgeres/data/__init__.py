@@ -13,6 +13,7 @@ from edgeres.data.cifar import CIFAR10_MD5, CIFAR10_URL, cifar_source, download_
 from edgeres.data.digits import digits_source
 from edgeres.data.labels import LabelMap, align_labels
 from edgeres.data.manifest import read_manifest, sha256_file, write_manifest
+from edgeres.data.openers import open_source, register_source
 from edgeres.data.preprocess import preprocess, preprocess_array, resize_and_crop, to_rgb
 from edgeres.data.reader import BatchReader, SkippedImages, iter_batches, load_batch
 from edgeres.data.sampling import split_indices, stratified_sample
@@ -24,7 +25,6 @@ from edgeres.data.sources import (
     UnreadableImageError,
     folder_source,
     npz_source,
-    open_source,
 )
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "preprocess",
     "preprocess_array",
     "read_manifest",
+    "register_source",
     "resize_and_crop",
     "sha256_file",
     "split_indices",

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeres.data.manifest import write_manifest
+from edgeres.data.openers import open_source
 from edgeres.data.reader import SkippedImages
 from edgeres.data.sampling import stratified_sample
-from edgeres.data.sources import FileListSource, UnreadableImageError, open_source
+from edgeres.data.sources import FileListSource, UnreadableImageError
 from edgeres.errors import EdgeresError, UsageError
 
 log = logging.getLogger("edgeres.data")

@@ -1,8 +1,9 @@
-"""Labelled image sources: image folders, CIFAR batches, the digits demo set, .npz and manifests.
+"""Labelled image sources: the :class:`ImageSource` base, files on disk, arrays; folders and .npz.
 
 Every source is an :class:`ImageSource`: a fixed, indexable list of images with integer
-labels (-1 when unknown) and class names. :func:`open_source` picks the right one for a
-path, so the CLI and library only ever pass a string around.
+labels (-1 when unknown) and class names. The CIFAR, digits and manifest sources are
+modules of their own, and :func:`edgeres.data.openers.open_source` picks the right one for
+a path, so the CLI and library only ever pass a string around.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from PIL import Image
 
 from edgeres.data.listing import IMAGE_EXTENSIONS, Listing
 from edgeres.data.preprocess import MAX_ASPECT_RATIO, to_rgb
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError, UsageError, first_line
 
 __all__ = [
+    "EXPECTED_SOURCES",
     "IMAGE_EXTENSIONS",
     "MAX_ASPECT_RATIO",
     "MAX_PIXELS",
@@ -31,7 +33,6 @@ __all__ = [
     "folder_source",
     "image_size_problem",
     "npz_source",
-    "open_source",
 ]
 
 
@@ -39,7 +40,9 @@ __all__ = [
 #: decompression-bomb limit, about 89 megapixels, also stops them).
 MAX_PIXELS = 89_478_485
 
-_EXPECTED = (
+#: What a data spec may name, as the errors say it (one phrase for each kind in
+#: :mod:`edgeres.data.openers`).
+EXPECTED_SOURCES = (
     "expected a folder of images (one subfolder per class, or images directly), "
     "a CIFAR batches folder, a .npz file, a .txt manifest or 'digits'"
 )
@@ -215,7 +218,7 @@ def folder_source(root: str | Path) -> FileListSource:
     """
     root = Path(root)
     if not root.is_dir():
-        raise UsageError(f"{root} is not a folder; {_EXPECTED}")
+        raise UsageError(f"{root} is not a folder; {EXPECTED_SOURCES}")
     listing = Listing()
     top = listing.entries(root)
     kinds = [(e, listing.kind(e)) for e in top]
@@ -231,7 +234,7 @@ def folder_source(root: str | Path) -> FileListSource:
             with os.scandir(root) as it:
                 empty = next(it, None) is None
             what = "is empty" if empty else "has no images (.jpg, .jpeg, .png, .bmp, .webp)"
-            raise EdgeresError(f"folder {root} {what}; {_EXPECTED}")
+            raise EdgeresError(f"folder {root} {what}; {EXPECTED_SOURCES}")
         source = FileListSource(flat, [-1] * len(flat), (), root=root, kind="flat image folder")
     source.skipped_entries = tuple(listing.skipped)
     return source
@@ -256,56 +259,6 @@ def npz_source(path: str | Path) -> ArraySource:
     except EdgeresError:
         raise
     except Exception as exc:  # a truncated zip fails in zipfile, zlib or numpy, each its own way
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, limit=200)
         raise EdgeresError(f"cannot read {path} as a .npz of images ({reason}); re-create the file") from exc
     return ArraySource(images, labels, names, description=f"npz file {path}")
-
-
-def open_source(spec: str | Path, *, split: str | None = None) -> ImageSource:
-    """Open whatever ``spec`` names as an :class:`ImageSource`.
-
-    * ``"digits"`` (the literal name): scikit-learn's embedded 8x8 digits, as 32x32 RGB;
-      write ``./digits`` for a folder of that name;
-    * a folder holding ``cifar-10-batches-py`` / ``cifar-100-python``, or the batches
-      themselves (``data_batch_1`` ... or a CIFAR-100 ``train`` pickle): CIFAR, ``split``
-      "train" (default) or "test";
-    * any other folder: class subfolders, or a flat folder of images;
-    * a ``.npz`` file, or a ``.txt`` manifest written by :func:`write_manifest`.
-
-    ``split`` only applies to CIFAR; for other sources use :func:`split_indices`.
-    """
-    if str(spec) == "digits":
-        from edgeres.data.digits import digits_source
-
-        _no_split(spec, split)
-        return digits_source()
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise UsageError(f"{path} does not exist; {_EXPECTED}")
-    if path.is_dir():
-        from edgeres.data.cifar import find_cifar
-
-        cifar = find_cifar(path)
-        if cifar is not None:
-            from edgeres.data.cifar import cifar_source
-
-            return cifar_source(cifar, split=split or "train")
-        _no_split(spec, split)
-        return folder_source(path)
-    _no_split(spec, split)
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return npz_source(path)
-    if suffix == ".txt":
-        from edgeres.data.manifest import read_manifest
-
-        return read_manifest(path)
-    raise UsageError(f"{path} is a {suffix or 'extensionless'} file; {_EXPECTED}")
-
-
-def _no_split(spec: str | Path, split: str | None) -> None:
-    if split is not None:
-        raise UsageError(
-            f"split '{split}' only applies to CIFAR batch folders, not {spec}; "
-            "hold out images with a validation fraction instead"
-        )

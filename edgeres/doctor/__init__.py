@@ -14,27 +14,23 @@ Importing this package loads neither torch nor onnx.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeres._lazy import lazy_exports
+
+# The type checker's view of _EXPORTS (tests/test_lazy_exports.py keeps the two equal).
 if TYPE_CHECKING:
-    from edgeres.doctor.checks import Check, DoctorReport, format_table
-    from edgeres.doctor.run import DEFAULT_MIN_AGREEMENT, DoctorSettings, run_doctor
+    from edgeres.doctor.checks import Check, DoctorReport, format_table  # noqa: F401
+    from edgeres.doctor.run import DEFAULT_MIN_AGREEMENT, DoctorSettings, run_doctor  # noqa: F401
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "Check", "DoctorReport", "DoctorSettings", "format_table", "run_doctor"]
-
-_HOMES = {
-    "Check": "checks",
-    "DoctorReport": "checks",
-    "format_table": "checks",
-    "DEFAULT_MIN_AGREEMENT": "run",
-    "DoctorSettings": "run",
-    "run_doctor": "run",
+_EXPORTS = {
+    "Check": "edgeres.doctor.checks",
+    "DoctorReport": "edgeres.doctor.checks",
+    "format_table": "edgeres.doctor.checks",
+    "DEFAULT_MIN_AGREEMENT": "edgeres.doctor.run",
+    "DoctorSettings": "edgeres.doctor.run",
+    "run_doctor": "edgeres.doctor.run",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'edgeres.doctor' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"edgeres.doctor.{home}"), name)
+__all__ = [*_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

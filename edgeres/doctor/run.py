@@ -18,7 +18,7 @@ from typing import Any
 from edgeres.doctor.checks import Check, DoctorReport
 from edgeres.doctor.roundtrip import ENGINE_ROWS, ONNX_ROWS, Progress, cpu_checks, engine_checks
 from edgeres.doctor.versions import gpu_check, package_checks, tensorrt_check
-from edgeres.errors import UsageError
+from edgeres.errors import UsageError, first_line
 
 __all__ = ["DEFAULT_MIN_AGREEMENT", "DoctorSettings", "run_doctor"]
 
@@ -100,8 +100,8 @@ def check_keep_folder(keep: Path) -> None:
 
 def run_doctor(settings: DoctorSettings | None = None, *, progress: Progress | None = None) -> DoctorReport:
     """Check this machine; see :mod:`edgeres.doctor`. ``progress`` gets a line before each slow step."""
-    from edgeres import __version__
     from edgeres.sysinfo import collect
+    from edgeres.version import __version__
 
     s = settings or DoctorSettings()
     say: Progress = progress or (lambda _line: None)
@@ -148,7 +148,7 @@ def _round_trip(
         try:
             ref = build_reference(folder, images=s.images, seed=s.seed)
         except Exception as exc:
-            rows.append(Check("model", "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            rows.append(Check("model", "failed", first_line(exc, limit=None, typed=True)))
             rows += [Check(n, "skipped", "needs the model") for n in (*ONNX_ROWS, *ENGINE_ROWS)]
             return None, rows
         spread = f"predicts {ref.classes_predicted} of 10 classes on {len(ref.inputs)} images"

@@ -87,7 +87,7 @@ def _package(pkg: Package, version: str | None, info: SystemInfo) -> Check:
 
 def package_checks(info: SystemInfo) -> list[Check]:
     """edgeres, Python, then one row per package of :data:`PACKAGES`."""
-    from edgeres import __version__
+    from edgeres.version import __version__
 
     rows = [
         Check("edgeres", "ok", f"{__version__} from {_where('edgeres')}", required=True),

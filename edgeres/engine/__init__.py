@@ -6,56 +6,38 @@ module on first use. Only :mod:`edgeres.engine.build` imports ``tensorrt``, insi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeres._lazy import lazy_exports
+
+# The type checker's view of _EXPORTS (tests/test_lazy_exports.py keeps the two equal).
 if TYPE_CHECKING:
-    from edgeres.engine.build import BuildResult, build_engine
-    from edgeres.engine.fp16 import convert_fp16, model_precision
-    from edgeres.engine.options import (
+    from edgeres.engine.build import BuildResult, build_engine  # noqa: F401
+    from edgeres.engine.fp16 import convert_fp16, model_precision  # noqa: F401
+    from edgeres.engine.options import (  # noqa: F401
         BatchProfile,
         EngineOptions,
         check_profile_fits,
         parse_batch_profile,
         parse_workspace,
     )
-    from edgeres.engine.sidecar import EngineSidecar, check_compatible, read_sidecar, write_sidecar
+    from edgeres.engine.sidecar import EngineSidecar, check_compatible, read_sidecar, write_sidecar  # noqa: F401
 
-__all__ = [
-    "BatchProfile",
-    "BuildResult",
-    "EngineOptions",
-    "EngineSidecar",
-    "build_engine",
-    "check_compatible",
-    "check_profile_fits",
-    "convert_fp16",
-    "model_precision",
-    "parse_batch_profile",
-    "parse_workspace",
-    "read_sidecar",
-    "write_sidecar",
-]
-
-_HOMES = {
-    "BuildResult": "build",
-    "build_engine": "build",
-    "convert_fp16": "fp16",
-    "model_precision": "fp16",
-    "BatchProfile": "options",
-    "EngineOptions": "options",
-    "check_profile_fits": "options",
-    "parse_batch_profile": "options",
-    "parse_workspace": "options",
-    "EngineSidecar": "sidecar",
-    "check_compatible": "sidecar",
-    "read_sidecar": "sidecar",
-    "write_sidecar": "sidecar",
+_EXPORTS = {
+    "BuildResult": "edgeres.engine.build",
+    "build_engine": "edgeres.engine.build",
+    "convert_fp16": "edgeres.engine.fp16",
+    "model_precision": "edgeres.engine.fp16",
+    "BatchProfile": "edgeres.engine.options",
+    "EngineOptions": "edgeres.engine.options",
+    "check_profile_fits": "edgeres.engine.options",
+    "parse_batch_profile": "edgeres.engine.options",
+    "parse_workspace": "edgeres.engine.options",
+    "EngineSidecar": "edgeres.engine.sidecar",
+    "check_compatible": "edgeres.engine.sidecar",
+    "read_sidecar": "edgeres.engine.sidecar",
+    "write_sidecar": "edgeres.engine.sidecar",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'edgeres.engine' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"edgeres.engine.{home}"), name)
+__all__ = [*_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeres import __version__
 from edgeres.atomic import atomic_path, write_bytes_atomic
 from edgeres.engine.options import EngineOptions, check_profile_fits, check_profile_shapes
 from edgeres.engine.sidecar import EngineSidecar, gpu_info, sha256_file, sidecar_path
 from edgeres.engine.trt import NOT_INSTALLED, ROUTER, Collector, dla_support, get_trt_logger, import_tensorrt
 from edgeres.errors import EdgeresError, UsageError
+from edgeres.version import __version__
 
 __all__ = ["NOT_INSTALLED", "BuildResult", "build_engine", "gpu_info", "import_tensorrt"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgeres.atomic import atomic_path
-from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
+from edgeres.errors import EdgeresError, MissingDependencyError, UsageError, first_line
 from edgeres.export.onnx_meta import check_classifier, load_onnx
 from edgeres.precision import PRECISIONS, QDQ_OPS
 from edgeres.precision import onnx_precision as model_precision
@@ -116,7 +116,7 @@ def convert_fp16(
                     model, keep_io_types=True, op_block_list=blocked, node_block_list=list(node_block_list)
                 )
             except (ValueError, RuntimeError, onnx.shape_inference.InferenceError) as exc:
-                raise EdgeresError(f"cannot convert {source.name} to float16: {_first_line(exc)}") from exc
+                raise EdgeresError(f"cannot convert {source.name} to float16: {first_line(exc)}") from exc
         clamped = [str(w.message) for w in caught if "truncated" in str(w.message)]
         if clamped:
             log.info(
@@ -128,7 +128,7 @@ def convert_fp16(
         try:
             onnx.checker.check_model(converted, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise EdgeresError(f"the float16 model failed ONNX's checker: {_first_line(exc)}") from exc
+            raise EdgeresError(f"the float16 model failed ONNX's checker: {first_line(exc)}") from exc
         onnx.save_model(converted, str(tmp))
     return output
 
@@ -156,7 +156,7 @@ def _raise_opset(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
     except Exception as exc:  # the converter raises RuntimeError or a bare C++ error type
         raise EdgeresError(
             f"float16 Q/DQ scales need opset {FP16_QDQ_OPSET}, and {name} (opset {_opset(model)}) "
-            f"cannot be converted: {_first_line(exc)}; "
+            f"cannot be converted: {first_line(exc)}; "
             f"re-export with --opset {FP16_QDQ_OPSET} and quantize again"
         ) from exc
     log.info("raised %s from opset %d to %d for float16 Q/DQ scales", name, _opset(model), FP16_QDQ_OPSET)
@@ -201,9 +201,3 @@ def _set_prop(model: onnx.ModelProto, key: str, value: str) -> None:
     del model.metadata_props[:]
     for k, v in [*keep, (key, value)]:
         model.metadata_props.add(key=k, value=v)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines: Iterable[str] = (line.strip() for line in str(exc).splitlines())
-    first = next((line for line in lines if line), type(exc).__name__)
-    return first[:300]

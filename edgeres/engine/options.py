@@ -195,13 +195,13 @@ def check_profile_fits(
     A model with a fixed batch dimension only takes that batch; a dynamic height or width
     comes from the model's metadata (or ``input_size``).
     """
-    from edgeres.export.onnx_meta import _dims, _graph_inputs, check_classifier, load_onnx, read_onnx_meta
+    from edgeres.export.onnx_meta import check_classifier, graph_inputs, load_onnx, read_onnx_meta, value_dims
 
     path = Path(onnx_path)
     model = load_onnx(path)
     check_classifier(model, path.name)
-    value = _graph_inputs(model)[0]
-    n, c, h, w = _dims(value) or [None] * 4
+    value = graph_inputs(model)[0]
+    n, c, h, w = value_dims(value) or [None] * 4
     fixed = n if isinstance(n, int) and n > 0 else None
     if fixed is not None and not (profile.min == profile.max == fixed):
         raise UsageError(

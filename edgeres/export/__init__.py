@@ -5,42 +5,28 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeres._lazy import lazy_exports
+
+# The type checker's view of _EXPORTS (tests/test_lazy_exports.py keeps the two equal).
 if TYPE_CHECKING:
-    from edgeres.export.fold import count_batchnorm, fold_batchnorm
-    from edgeres.export.onnx_export import ExportResult, export_onnx
-    from edgeres.export.onnx_meta import check_classifier, read_onnx_meta
-    from edgeres.export.verify import InputCheck, Verification, verify_export
+    from edgeres.export.fold import count_batchnorm, fold_batchnorm  # noqa: F401
+    from edgeres.export.onnx_export import ExportResult, export_onnx  # noqa: F401
+    from edgeres.export.onnx_meta import check_classifier, read_onnx_meta  # noqa: F401
+    from edgeres.export.verify import InputCheck, Verification, verify_export  # noqa: F401
 
-__all__ = [
-    "ExportResult",
-    "InputCheck",
-    "Verification",
-    "check_classifier",
-    "count_batchnorm",
-    "export_onnx",
-    "fold_batchnorm",
-    "read_onnx_meta",
-    "verify_export",
-]
-
-_HOMES = {
-    "count_batchnorm": "fold",
-    "fold_batchnorm": "fold",
-    "ExportResult": "onnx_export",
-    "export_onnx": "onnx_export",
-    "check_classifier": "onnx_meta",
-    "read_onnx_meta": "onnx_meta",
-    "InputCheck": "verify",
-    "Verification": "verify",
-    "verify_export": "verify",
+_EXPORTS = {
+    "count_batchnorm": "edgeres.export.fold",
+    "fold_batchnorm": "edgeres.export.fold",
+    "ExportResult": "edgeres.export.onnx_export",
+    "export_onnx": "edgeres.export.onnx_export",
+    "check_classifier": "edgeres.export.onnx_meta",
+    "read_onnx_meta": "edgeres.export.onnx_meta",
+    "InputCheck": "edgeres.export.verify",
+    "Verification": "edgeres.export.verify",
+    "verify_export": "edgeres.export.verify",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'edgeres.export' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"edgeres.export.{home}"), name)
+__all__ = [*_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

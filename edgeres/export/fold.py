@@ -25,6 +25,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from edgeres.errors import first_line
+
 __all__ = ["count_batchnorm", "fold_batchnorm"]
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         log.warning(
             "torch.fx cannot trace %s (%s); folded %d BatchNorm layers inside Sequential containers only",
             type(model).__name__,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            first_line(exc, limit=None),
             folded,
         )
         return work

@@ -20,7 +20,6 @@ import copy
 import io
 import logging
 import os
-import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 from edgeres.atomic import atomic_path
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError, UsageError, first_line
 from edgeres.export.fold import fold_batchnorm
 from edgeres.export.onnx_meta import check_classifier, write_meta_props
 from edgeres.export.verify import Verification, verify_export
@@ -147,17 +146,13 @@ class _ExportFailed(Exception):
     """One exporter failed; the message is the first line of the cause."""
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _first_line(exc: BaseException) -> str:
+def _innermost_line(exc: BaseException) -> str:
     """``Type: first line`` of the innermost cause (the exporters wrap the real error)."""
     seen = {id(exc)}
     while exc.__cause__ is not None and id(exc.__cause__) not in seen:
         exc = exc.__cause__
         seen.add(id(exc))
-    lines = [line for line in _ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0].strip()[:300]}" if lines else type(exc).__name__
+    return first_line(exc, typed=True)
 
 
 class _Capture(logging.Handler):
@@ -223,11 +218,11 @@ def _export_dynamo(
             assert program is not None
             proto = program.model_proto
         except Exception as exc:  # torch.export and onnxscript raise many types
-            raise _ExportFailed(_first_line(exc)) from exc
+            raise _ExportFailed(_innermost_line(exc)) from exc
     got = _opset_of(proto)
     if got != opset:
         causes = [r.exc_info[1] for r in capture.records if r.exc_info and r.exc_info[1] is not None]
-        cause = _first_line(causes[-1]) if causes else "no reason given"
+        cause = _innermost_line(causes[-1]) if causes else "no reason given"
         raise _ExportFailed(f"it produced opset {got}, not {opset} ({cause})")
     return proto
 
@@ -251,7 +246,7 @@ def _export_torchscript(
                 do_constant_folding=True,
             )
         except Exception as exc:  # the tracer and symbolic functions raise many types
-            raise _ExportFailed(_first_line(exc)) from exc
+            raise _ExportFailed(_innermost_line(exc)) from exc
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -270,7 +265,7 @@ def _finish(proto: onnx.ModelProto, meta: ModelMeta, name: str) -> None:
         onnx.checker.check_model(proto, full_check=True)
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:
-        raise EdgeresError(f"the exported ONNX graph is invalid: {_first_line(exc)}") from exc
+        raise EdgeresError(f"the exported ONNX graph is invalid: {_innermost_line(exc)}") from exc
     proto.graph.ClearField("value_info")
     proto.graph.value_info.extend(inferred.graph.value_info)
 

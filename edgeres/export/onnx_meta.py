@@ -20,7 +20,15 @@ from google.protobuf.message import DecodeError
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.metadata import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, Preprocessing, Provenance
 
-__all__ = ["META_KEY", "check_classifier", "meta_props", "read_onnx_meta", "write_meta_props"]
+__all__ = [
+    "META_KEY",
+    "check_classifier",
+    "graph_inputs",
+    "meta_props",
+    "read_onnx_meta",
+    "value_dims",
+    "write_meta_props",
+]
 
 META_KEY = "edgeres.meta"
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
@@ -28,7 +36,7 @@ _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorPro
 
 def meta_props(meta: ModelMeta) -> dict[str, str]:
     """The ``metadata_props`` edgeres writes: full JSON plus readable keys."""
-    from edgeres import __version__
+    from edgeres.version import __version__
 
     pre = meta.preprocessing
     return {
@@ -51,7 +59,7 @@ def write_meta_props(model: onnx.ModelProto, meta: ModelMeta) -> None:
         model.metadata_props.add(key=key, value=value)
 
 
-def _dims(value_info: onnx.ValueInfoProto) -> list[int | str | None] | None:
+def value_dims(value_info: onnx.ValueInfoProto) -> list[int | str | None] | None:
     """Dims of a tensor value (int fixed, str symbolic, None unknown); None when the rank is unknown."""
     tensor = value_info.type.tensor_type
     if not tensor.HasField("shape"):
@@ -69,13 +77,13 @@ def _describe(values: Sequence[onnx.ValueInfoProto]) -> str:
     parts = []
     for v in values:
         dtype = onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type).lower()
-        dims = _dims(v)
+        dims = value_dims(v)
         shape = "?" if dims is None else "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
         parts.append(f"{v.name}: {dtype}{shape}")
     return ", ".join(parts) or "none"
 
 
-def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     """Real inputs: old exporters (IR < 4) also list the weights as graph inputs."""
     weights = {init.name for init in model.graph.initializer}
     return [i for i in model.graph.input if i.name not in weights]
@@ -84,16 +92,16 @@ def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
 def check_classifier(model: onnx.ModelProto, name: str = "") -> None:
     """Raise :class:`UsageError` unless ``model`` has one 4-D float input and one 2-D output."""
     label = name or model.graph.name or "model"
-    inputs = _graph_inputs(model)
+    inputs = graph_inputs(model)
     ok = len(inputs) == 1 and inputs[0].type.tensor_type.elem_type in _FLOAT_TYPES
-    dims = _dims(inputs[0]) if ok else None
+    dims = value_dims(inputs[0]) if ok else None
     if not ok or dims is None or len(dims) != 4:
         raise UsageError(
             f"model {label} is not an image classifier: it has inputs {_describe(inputs)}; "
             "edgeres needs one 4-D float input (N, C, H, W)"
         )
     outputs = list(model.graph.output)
-    out_dims = _dims(outputs[0]) if len(outputs) == 1 else None
+    out_dims = value_dims(outputs[0]) if len(outputs) == 1 else None
     if len(outputs) != 1 or (out_dims is not None and len(out_dims) != 2):
         raise UsageError(
             f"model {label} is not an image classifier: it has outputs {_describe(outputs)}; "
@@ -133,9 +141,9 @@ def read_onnx_meta(
         raise EdgeresError(f"'{path}' holds no ONNX graph; it is not an ONNX model or it is damaged")
     check_classifier(model, path.name)
     props = {p.key: p.value for p in model.metadata_props}
-    in_dims = _dims(_graph_inputs(model)[0]) or []
+    in_dims = value_dims(graph_inputs(model)[0]) or []
     fixed_hw = tuple(d for d in in_dims[2:] if isinstance(d, int))
-    out_dims = _dims(model.graph.output[0]) or []
+    out_dims = value_dims(model.graph.output[0]) or []
     fixed_classes = out_dims[1] if len(out_dims) == 2 and isinstance(out_dims[1], int) else None
 
     if META_KEY in props:

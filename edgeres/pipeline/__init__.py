@@ -17,14 +17,16 @@ light; the names below load their module on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeres._lazy import lazy_exports
+
+# The type checker's view of _EXPORTS (tests/test_lazy_exports.py keeps the two equal).
 if TYPE_CHECKING:
-    from edgeres.pipeline.config import load_config
-    from edgeres.pipeline.results import PipelineResult, StageResult, Status, format_summary
-    from edgeres.pipeline.run import run_pipeline
-    from edgeres.pipeline.settings import (
+    from edgeres.pipeline.config import load_config  # noqa: F401
+    from edgeres.pipeline.results import PipelineResult, StageResult, Status, format_summary  # noqa: F401
+    from edgeres.pipeline.run import run_pipeline  # noqa: F401
+    from edgeres.pipeline.settings import (  # noqa: F401
         STAGES,
         BenchSettings,
         EngineSettings,
@@ -37,52 +39,24 @@ if TYPE_CHECKING:
         ReportSettings,
     )
 
-__all__ = [
-    "STAGES",
-    "BenchSettings",
-    "EngineSettings",
-    "EvalSettings",
-    "ExportSettings",
-    "Fp16Settings",
-    "ModelSettings",
-    "PipelineConfig",
-    "PipelineResult",
-    "QuantizeSettings",
-    "ReportSettings",
-    "StageResult",
-    "Status",
-    "format_summary",
-    "load_config",
-    "run_pipeline",
-]
-
-_HOMES = {
-    "load_config": "config",
-    "PipelineResult": "results",
-    "StageResult": "results",
-    "Status": "results",
-    "format_summary": "results",
-    "run_pipeline": "run",
-    **{
-        name: "settings"
-        for name in (
-            "STAGES",
-            "BenchSettings",
-            "EngineSettings",
-            "EvalSettings",
-            "ExportSettings",
-            "Fp16Settings",
-            "ModelSettings",
-            "PipelineConfig",
-            "QuantizeSettings",
-            "ReportSettings",
-        )
-    },
+_EXPORTS = {
+    "load_config": "edgeres.pipeline.config",
+    "PipelineResult": "edgeres.pipeline.results",
+    "StageResult": "edgeres.pipeline.results",
+    "Status": "edgeres.pipeline.results",
+    "format_summary": "edgeres.pipeline.results",
+    "run_pipeline": "edgeres.pipeline.run",
+    "STAGES": "edgeres.pipeline.settings",
+    "BenchSettings": "edgeres.pipeline.settings",
+    "EngineSettings": "edgeres.pipeline.settings",
+    "EvalSettings": "edgeres.pipeline.settings",
+    "ExportSettings": "edgeres.pipeline.settings",
+    "Fp16Settings": "edgeres.pipeline.settings",
+    "ModelSettings": "edgeres.pipeline.settings",
+    "PipelineConfig": "edgeres.pipeline.settings",
+    "QuantizeSettings": "edgeres.pipeline.settings",
+    "ReportSettings": "edgeres.pipeline.settings",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'edgeres.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"edgeres.pipeline.{home}"), name)
+__all__ = [*_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

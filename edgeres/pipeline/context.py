@@ -90,10 +90,10 @@ def tensorrt_unavailable() -> str | None:
 
 def onnx_fixed_batch(path: Path) -> int | None:
     """The batch size an ONNX model's input fixes, or None when its batch is dynamic."""
-    from edgeres.export.onnx_meta import _dims, _graph_inputs, load_onnx
+    from edgeres.export.onnx_meta import graph_inputs, load_onnx, value_dims
 
-    inputs = _graph_inputs(load_onnx(path))
-    dims = _dims(inputs[0]) if inputs else None
+    inputs = graph_inputs(load_onnx(path))
+    dims = value_dims(inputs[0]) if inputs else None
     n = dims[0] if dims else None
     return n if isinstance(n, int) and n > 0 else None
 

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError, UsageError, first_line
 from edgeres.pipeline.context import FP32_ONNX, Context
 from edgeres.pipeline.engines import engines_stage
 from edgeres.pipeline.lock import LOCK_NAME, folder_lock
@@ -140,13 +140,6 @@ def _prepare_out(out: Path) -> bool:
     return created
 
 
-def _first_line(exc: BaseException) -> str:
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    if isinstance(exc, EdgeresError):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _run_stage(ctx: Context, stage: StageDef, label: str, force: bool) -> StageResult:
     name, state = stage.name, ctx.state
     if name in ctx.config.skip:
@@ -184,7 +177,8 @@ def _run_stage(ctx: Context, stage: StageDef, label: str, force: bool) -> StageR
         return StageResult(name, Status.RAN, seconds, outcome.outputs, outcome.note)
     except Exception as exc:  # any failure ends the run with a one-line reason; KeyboardInterrupt passes
         log.debug("stage %s failed", name, exc_info=True)
-        return StageResult(name, Status.FAILED, time.monotonic() - start, (), _first_line(exc), exc)
+        reason = first_line(exc, limit=None, typed=not isinstance(exc, EdgeresError))
+        return StageResult(name, Status.FAILED, time.monotonic() - start, (), reason, exc)
 
 
 def _remove_stale(ctx: Context, before: tuple[Path, ...], now: tuple[Path, ...]) -> list[Path]:

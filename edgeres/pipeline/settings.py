@@ -19,6 +19,7 @@ from edgeres.bench.measure import BenchSettings
 from edgeres.errors import UsageError
 from edgeres.quantize.settings import DEFAULT_METHOD, method_choices
 from edgeres.quantize.targets import TARGET_CHOICES, TargetChoice
+from edgeres.settings_checks import check_choice as _choice
 
 __all__ = [
     "SKIPPABLE_STAGES",
@@ -53,11 +54,6 @@ def _positive(name: str, value: int | None) -> None:
 def _non_negative(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UsageError(f"{name} must be a whole number of 0 or more, got {value!r}")
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,19 @@ Importing this package loads neither onnx nor onnxruntime.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeres._lazy import lazy_exports
+
+# The type checker's view of _EXPORTS (tests/test_lazy_exports.py keeps the two equal).
 if TYPE_CHECKING:
-    from edgeres.quantize.workflow import QuantizeOptions, QuantizeReport, quantize
+    from edgeres.quantize.workflow import QuantizeOptions, QuantizeReport, quantize  # noqa: F401
 
-__all__ = ["QuantizeOptions", "QuantizeReport", "quantize"]
+_EXPORTS = {
+    "QuantizeOptions": "edgeres.quantize.workflow",
+    "QuantizeReport": "edgeres.quantize.workflow",
+    "quantize": "edgeres.quantize.workflow",
+}
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from edgeres.quantize import workflow
-
-        return getattr(workflow, name)
-    raise AttributeError(f"module 'edgeres.quantize' has no attribute {name!r}")
+__all__ = [*_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -89,7 +89,7 @@ def save_cache(
     ``model_hash`` is the model file's SHA-256 (:func:`model_sha256`); ``calib_hash`` any string
     that identifies the calibration images (e.g. a manifest's hash over image names and contents).
     """
-    from edgeres import __version__
+    from edgeres.version import __version__
 
     settings = result.settings
     for r in result.ranges.values():

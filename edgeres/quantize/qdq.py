@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 
 from edgeres.atomic import atomic_path
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError, UsageError, first_line
 from edgeres.quantize.layouts import (
     LAYOUTS,
     QdqLayout,
@@ -174,7 +174,7 @@ def write_qdq_layout(
         try:
             onnx.checker.check_model(model, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise EdgeresError(f"the quantized model failed ONNX's checker: {_first_line(exc)}") from exc
+            raise EdgeresError(f"the quantized model failed ONNX's checker: {first_line(exc)}") from exc
         onnx.save_model(model, str(tmp))
     return QdqResult(output, layout.name, num_quantized, excluded, output.stat().st_size)
 
@@ -192,7 +192,7 @@ def _quantize(source: Path, ranges: Ranges, layout: QdqLayout, exclude: tuple[st
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             model = load_model_with_shape_infer(prepared)
         except Exception as exc:  # onnx/ORT raise many types for a damaged model
-            raise EdgeresError(f"cannot prepare '{source}' for quantization: {_first_line(exc)}") from exc
+            raise EdgeresError(f"cannot prepare '{source}' for quantization: {first_line(exc)}") from exc
     names = {node.name for node in model.graph.node}
     unknown = [n for n in exclude if n not in names]
     if unknown:
@@ -275,7 +275,7 @@ def count_int8_kernels(
                 disabled_optimizers=list(disabled_optimizers),
             )
         except Exception as exc:
-            raise EdgeresError(f"ONNX Runtime cannot load '{path}': {_first_line(exc)}") from exc
+            raise EdgeresError(f"ONNX Runtime cannot load '{path}': {first_line(exc)}") from exc
         graph = onnx.load(str(optimized), load_external_data=False).graph
     return dict(Counter(node.op_type for node in graph.node))
 
@@ -290,8 +290,3 @@ def _ort_version() -> str:
     import onnxruntime as ort
 
     return str(ort.__version__)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(exc).__name__

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgeres.errors import EdgeresError
+from edgeres.errors import EdgeresError, first_line
 
 __all__ = ["CalibrationSession", "calibration_session"]
 
@@ -62,9 +62,9 @@ class CalibrationSession:
         try:
             values: list[np.ndarray] = self.session.run(self.outputs, feed)
         except Exception as exc:  # ORT raises its own types (InvalidArgument, Fail, ...)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise EdgeresError(
-                f"ONNX Runtime could not run {self.path.name} on a calibration batch ({reason[:300]}); "
+                f"ONNX Runtime could not run {self.path.name} on a calibration batch ({reason}); "
                 "check that the images are preprocessed for this model's input"
             ) from exc
         return values

@@ -164,3 +164,18 @@ def write_bench(path: str | os.PathLike[str], record: BenchRecord) -> None:
 def read_bench(path: str | os.PathLike[str], data: Any = None) -> BenchRecord:
     """Read a bench result file (``data``: its JSON, when already loaded); one-line errors."""
     return read_record(path, BenchRecord, data)
+
+
+def to_json(
+    results: Sequence[BenchResult],
+    system_info: Any,
+    *,
+    threads: int | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report as bench.json holds it (:class:`edgeres.records.BenchRecord`): the environment
+    (system info, threads), the settings and every result.
+
+    ``system_info`` is a :class:`edgeres.sysinfo.SystemInfo` or its ``to_dict()``.
+    """
+    return BenchRecord.of(results, system_info, threads=threads, settings=settings).to_dict()

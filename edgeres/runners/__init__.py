@@ -7,27 +7,23 @@ on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeres._lazy import lazy_exports
+
+# The type checker's view of _EXPORTS (tests/test_lazy_exports.py keeps the two equal).
 if TYPE_CHECKING:
-    from edgeres.runners.base import BACKENDS, Runner, make_runner
-    from edgeres.runners.onnxruntime_runner import OnnxRuntimeRunner
-    from edgeres.runners.torch_runner import TorchRunner
+    from edgeres.runners.base import BACKENDS, Runner, make_runner  # noqa: F401
+    from edgeres.runners.onnxruntime_runner import OnnxRuntimeRunner  # noqa: F401
+    from edgeres.runners.torch_runner import TorchRunner  # noqa: F401
 
-__all__ = ["BACKENDS", "OnnxRuntimeRunner", "Runner", "TorchRunner", "make_runner"]
-
-_HOMES = {
-    "BACKENDS": "base",
-    "Runner": "base",
-    "make_runner": "base",
-    "TorchRunner": "torch_runner",
-    "OnnxRuntimeRunner": "onnxruntime_runner",
+_EXPORTS = {
+    "BACKENDS": "edgeres.runners.base",
+    "Runner": "edgeres.runners.base",
+    "make_runner": "edgeres.runners.base",
+    "TorchRunner": "edgeres.runners.torch_runner",
+    "OnnxRuntimeRunner": "edgeres.runners.onnxruntime_runner",
 }
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'edgeres.runners' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"edgeres.runners.{home}"), name)
+__all__ = [*_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

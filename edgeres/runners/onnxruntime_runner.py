@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnxruntime as ort
 
-from edgeres.errors import EdgeresError, MissingDependencyError, UsageError
+from edgeres.errors import EdgeresError, MissingDependencyError, UsageError, first_line
 from edgeres.runners.base import Runner, Shape, format_shape
 
 if TYPE_CHECKING:
@@ -82,7 +82,8 @@ class OnnxRuntimeRunner(Runner):
             )
         except Exception as exc:  # ORT raises its own types (InvalidProtobuf, Fail, InvalidGraph, ...)
             raise EdgeresError(
-                f"'{self.path}' is not a valid ONNX model ({_first_line(exc)}); re-export it with edgeres"
+                f"'{self.path}' is not a valid ONNX model ({first_line(exc, limit=200)}); "
+                "re-export it with edgeres"
             ) from exc
         self._input, self._output_name = _classifier_io(session, self.path)
         self._session = session
@@ -190,8 +191,3 @@ def _classifier_io(session: ort.InferenceSession, path: Path) -> tuple[Any, str]
 
 def _dims(shape: Sequence[Any]) -> list[int | str | None]:
     return [d if isinstance(d, (int, str)) else None for d in shape]
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__

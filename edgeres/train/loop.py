@@ -23,6 +23,7 @@ import os
 import random
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeres.errors import EdgeresError, UsageError
+from edgeres.metadata import ModelMeta
 from edgeres.models import get_model, get_spec
 from edgeres.train import distributed as dist_
 from edgeres.train.augment import Augment, input_stats
@@ -47,9 +49,18 @@ from edgeres.train.schedule import (
     with_epoch,
 )
 from edgeres.train.settings import TrainResult, TrainSettings
-from edgeres.train.tensor_cache import prepare_data
+from edgeres.train.tensor_cache import Prepared, prepare_data
 
-__all__ = ["METRIC_COLUMNS", "TrainStep", "evaluate", "train"]
+__all__ = [
+    "METRIC_COLUMNS",
+    "TrainData",
+    "TrainStep",
+    "build_model",
+    "evaluate",
+    "fit",
+    "prepare_run",
+    "train",
+]
 
 log = logging.getLogger("edgeres.train")
 
@@ -168,25 +179,37 @@ def train(
         with warnings.catch_warnings():
             # GradScaler skips the optimizer step when gradients overflow; the schedule still advances.
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
-            return _run(settings, info, device, amp, source, progress, stop_after)
+            _warn_without_warmup(settings, info)
+            saved = load_resume(source, settings, info) if source is not None else None
+            data = prepare_run(settings, info, saved, source, progress)
+            model = build_model(settings, data.meta.num_classes)
+            return fit(model, settings, data, info=info, device=device, amp=amp, saved=saved,
+                       progress=progress, stop_after=stop_after)  # fmt: skip
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(
+@dataclass(frozen=True)
+class TrainData:
+    """What :func:`fit` trains on: the decoded images and their split (``prep``), the metadata
+    the checkpoints carry (``meta``) and the run's ``record`` (settings, split, data) for them."""
+
+    prep: Prepared
+    meta: ModelMeta
+    record: dict[str, Any]
+
+
+def prepare_run(
     s: TrainSettings,
     info: dist_.DistInfo,
-    device: torch.device,
-    amp: bool,
-    source: Path | None,
-    progress: bool,
-    stop_after: int | None,
-) -> TrainResult:
-    from tqdm import tqdm
+    saved: dict[str, Any] | None = None,
+    source: Path | None = None,
+    progress: bool = True,
+) -> TrainData:
+    """Decode and split ``s``'s data; the metadata is ``saved``'s (a resumed run) or computed anew.
 
-    show = progress and info.is_main
-    _warn_without_warmup(s, info)
-    saved = load_resume(source, s, info) if source is not None else None
+    A resumed run must see the same images and split as its checkpoint ``source``.
+    """
     prep = prepare_data(s, get_spec(s.arch).preprocessing.input_size, info, progress)
     record = {"settings": s.to_dict(), "split": prep.split, "world_size": info.world_size}
     record["data"] = {
@@ -201,10 +224,40 @@ def _run(
     else:
         mean, std = input_stats(prep.data.class_names, prep.data.images, prep.train_idx)
         meta = s.model_meta(prep.data.class_names, mean, std)
+    return TrainData(prep, meta, record)
+
+
+def build_model(s: TrainSettings, num_classes: int) -> nn.Module:
+    """``s.arch`` with fresh weights, after seeding torch, ``random`` and numpy with ``s.seed``."""
     torch.manual_seed(s.seed)
     random.seed(s.seed)
     np.random.seed(s.seed)
-    model = get_model(s.arch, num_classes=meta.num_classes, **dict(s.arch_options))
+    return get_model(s.arch, num_classes=num_classes, **dict(s.arch_options))
+
+
+def fit(
+    model: nn.Module,
+    s: TrainSettings,
+    data: TrainData,
+    *,
+    info: dist_.DistInfo,
+    device: torch.device,
+    amp: bool,
+    saved: dict[str, Any] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data`` with the recipe of ``s``: the loop :func:`train` runs.
+
+    ``model`` moves to ``device`` (channels-last when ``s`` or a GPU says so) and gets a new
+    SGD optimizer, schedule and gradient scaler (``amp``), or those of ``saved``, a checkpoint
+    from :func:`~edgeres.train.schedule.load_resume`, with its weights and history. Every
+    epoch is scored, checked for divergence and written to ``s.out`` (see the module
+    docstring), a folder that must exist; ``stop_after`` stops after that many epochs of this
+    call. The caller has set up ``info``'s process group and checked ``amp`` against the
+    device, as :func:`train` does.
+    """
+    prep, meta, show = data.prep, data.meta, progress and info.is_main
     channels_last = s.channels_last if s.channels_last is not None else device.type == "cuda"
     model = model.to(device)
     if channels_last:
@@ -239,18 +292,8 @@ def _run(
         order = dist_.shard(pool, epoch, s.seed, info).to(images.device)
         step.reset()
         net.train()
-        bar = tqdm(order.split(s.batch_size), desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch",
-                   disable=not show, leave=False)  # fmt: skip
-        shown = t0
-        for idx in bar:
-            step(images[idx], labels[idx])
-            if show and time.perf_counter() - shown > 0.5:
-                shown = time.perf_counter()
-                loss, correct = step.sums.tolist()
-                seen = step.seen
-                rate = seen * info.world_size / (shown - t0)
-                bar.set_postfix_str(f"loss {loss / seen:.4f} acc {correct / seen:.2%} {rate:.0f} img/s")
-        bar.close()
+        desc = f"epoch {epoch + 1}/{s.epochs}"
+        _train_epoch(step, images, labels, order.split(s.batch_size), desc, show, info.world_size, t0)
         dist_.average_buffers(model, info)
         train_seconds = time.perf_counter() - t0
         loss, correct, seen = dist_.all_reduce_sum(step.totals(), info).tolist()
@@ -276,19 +319,51 @@ def _run(
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
         if info.is_main:
-            save_progress(s.out, model, meta, history, record, state)
+            save_progress(s.out, model, meta, history, data.record, state)
         _report(row, s.epochs, show)
         if stop_after is not None and epoch + 1 - start >= stop_after:
             break
     dist_.barrier(info)
     model.eval()
+    return _result(s, history, meta, model, len(prep.data.skipped))
+
+
+def _train_epoch(
+    step: TrainStep,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batches: tuple[torch.Tensor, ...],
+    desc: str,
+    show: bool,
+    world_size: int,
+    t0: float,
+) -> None:
+    """One step per batch of indices, with a progress bar (``show``) of the running numbers."""
+    from tqdm import tqdm
+
+    bar = tqdm(batches, desc=desc, unit="batch", disable=not show, leave=False)
+    shown = t0
+    for idx in bar:
+        step(images[idx], labels[idx])
+        if show and time.perf_counter() - shown > 0.5:
+            shown = time.perf_counter()
+            loss, correct = step.sums.tolist()
+            seen = step.seen
+            rate = seen * world_size / (shown - t0)
+            bar.set_postfix_str(f"loss {loss / seen:.4f} acc {correct / seen:.2%} {rate:.0f} img/s")
+    bar.close()
+
+
+def _result(
+    s: TrainSettings, history: list[dict[str, Any]], meta: ModelMeta, model: nn.Module, skipped: int
+) -> TrainResult:
     best = best_row(history)
     return TrainResult(
         out=s.out, last=s.out / "last.pt", best=s.out / "best.pt", metrics_csv=s.out / "metrics.csv",
         metrics_json=s.out / "metrics.json", epochs_completed=len(history), finished=len(history) == s.epochs,
         best_epoch=best["epoch"] if best else None, best_val_acc=best["val_acc"] if best else None,
         history=tuple(history), meta=with_epoch(meta, history[-1] if history else None),
-        skipped_images=len(prep.data.skipped), model=model,
+        skipped_images=skipped, model=model,
     )  # fmt: skip
 
 

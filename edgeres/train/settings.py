@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from edgeres.errors import UsageError
 from edgeres.metadata import ModelMeta, Preprocessing, Provenance
+from edgeres.settings_checks import check_choice
 
 __all__ = [
     "CACHES",
@@ -124,9 +125,9 @@ class TrainSettings:
             raise UsageError(
                 f"warm-up ({self.warmup_epochs} epochs) must be shorter than training ({self.epochs} epochs)"
             )
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("device", self.device, DEVICES)
-        _choice("cache", self.cache, CACHES)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("device", self.device, DEVICES)
+        check_choice("cache", self.cache, CACHES)
         for name in ("amp", "channels_last"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
@@ -223,8 +224,3 @@ def _number_in(
     if not ok:
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
         raise UsageError(f"{what} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
-
-
-def _choice(what: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
