@@ -41,6 +41,7 @@ __all__ = [
     "kl_divergences",
     "minmax_method",
     "minmax_range",
+    "mse_errors",
     "mse_method",
     "mse_threshold",
     "percentile_method",
@@ -196,9 +197,20 @@ def mse_threshold(hist: StreamingHistogram) -> float:
     n = len(counts)
     if hist.limit == 0.0 or n < 2:
         return hist.absmax
-    steps = 255.0 if hist.min >= 0.0 else 127.0
+    error = mse_errors(counts, 255.0 if hist.min >= 0.0 else 127.0)
+    best = int(np.argmin(error))
+    return min(float(best + 1) * hist.bin_width, hist.absmax)
+
+
+def mse_errors(counts: np.ndarray, steps: float) -> np.ndarray:
+    """Expected squared error, in bins squared, of clipping at each candidate t = 1..len(counts) bins.
+
+    Bin j holds ``counts[j]`` values spread uniformly over [j, j+1); quantization has ``steps``
+    steps of ``t / steps`` up to t (see the module docstring).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = len(counts)
     j = np.arange(n, dtype=np.float64)
-    # In units of one bin: bin j holds counts[j] values uniform in [j, j+1).
     zero = np.zeros(1)
     c0 = np.concatenate([zero, np.cumsum(counts)])
     c2 = np.concatenate([zero, np.cumsum(counts * (3 * j * j + 3 * j + 1) / 3.0)])  # sum of v^2
@@ -217,6 +229,4 @@ def mse_threshold(hist: StreamingHistogram) -> float:
     below_count = c0[hb] + counts[frac_bin] * part
     below_sq = c2[hb] + counts[frac_bin] * (half**3 - hb.astype(np.float64) ** 3) / 3.0
     noise = (c0[ki] - below_count) * step * step / 12.0
-    error = below_sq + noise + np.maximum(clip, 0.0)
-    best = int(np.argmin(error))
-    return min(float(k[best]) * hist.bin_width, hist.absmax)
+    return below_sq + noise + np.maximum(clip, 0.0)

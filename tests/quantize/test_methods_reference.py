@@ -131,11 +131,9 @@ def test_percentile_by_hand() -> None:
     assert percentile_threshold(h, 100 * 25 / 101) == pytest.approx(1 + 15 / 30, abs=1e-12)
 
 
-def reference_mse_bin(h: StreamingHistogram, nonnegative: bool) -> int:
-    """The candidate k (threshold k bins) with the least documented expected error, bin by bin."""
-    counts = trimmed(h)
+def reference_mse_errors(counts: np.ndarray, steps: float) -> np.ndarray:
+    """The documented expected error of every candidate k (threshold k bins), integrated bin by bin."""
     n = len(counts)
-    steps = 255.0 if nonnegative else 127.0
     lo = np.arange(n, dtype=np.float64)
     hi = lo + 1
     errors = []
@@ -150,7 +148,12 @@ def reference_mse_bin(h: StreamingHistogram, nonnegative: bool) -> int:
         a, b = np.maximum(lo, half), np.minimum(hi, t)  # rounding noise
         noise = np.where(b > a, (b - a) * step * step / 12, 0.0)
         errors.append(float(np.sum(counts * (clip + zero + noise))))
-    return int(np.argmin(errors)) + 1
+    return np.array(errors)
+
+
+def reference_mse_bin(h: StreamingHistogram, nonnegative: bool) -> int:
+    """The candidate k (threshold k bins) with the least documented expected error."""
+    return int(np.argmin(reference_mse_errors(trimmed(h), 255.0 if nonnegative else 127.0))) + 1
 
 
 def test_mse_threshold_is_the_least_error_bin(data: np.ndarray) -> None:
