@@ -189,7 +189,12 @@ def test_excluded_nodes_stay_float(
     # Left alone, ORT quantizes a float conv between DQ and Q itself at load time; write_qdq says so.
     assert requantized_on_cpu(g.model.graph, [first, last]) == [last]  # the first reads the fp32 input
     assert conv_kernels(count_int8_kernels(cpu.path)) == (NUM_CONVS, 1)
-    assert last in caplog.text and first not in caplog.text and "WeightBiasQuantization" in caplog.text
+    warned = [r.getMessage() for r in caplog.records if r.name == "edgeres.quantize.qdq"]
+    assert warned == [
+        f"ONNX Runtime's CPU optimizer (WeightBiasQuantization) will run {last} in int8 after all: "
+        "each sits between DequantizeLinear and QuantizeLinear; create the session with "
+        "disabled_optimizers=['WeightBiasQuantization'] to keep it in float"
+    ]
 
     trt = write_qdq(fp32, ranges, "tensorrt", tmp_path / "trt.onnx", exclude_nodes=[last])
     g = Graph(trt.path)
@@ -208,8 +213,12 @@ def test_bad_inputs(fp32: Path, ranges: Ranges, tmp_path: Path) -> None:
         write_qdq(fp32, partial, "tensorrt", out)
     with pytest.raises(UsageError, match="not found"):
         write_qdq(fp32, ranges, "cpu", out, exclude_nodes=["no_such_node"])
-    with pytest.raises(UsageError, match="unknown quantization target"):
+    with pytest.raises(UsageError, match=r"^unknown quantization target 'gpu'; choose one of tensorrt, cpu$"):
         write_qdq(fp32, ranges, "gpu", out)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^no calibrated ranges given; calibrate the model first$"):
+        write_qdq(fp32, {}, "cpu", out)
+    with pytest.raises(UsageError, match=r"is a folder; give the \.onnx file to write$"):
+        write_qdq(fp32, ranges, "cpu", tmp_path)
     with pytest.raises(UsageError, match="does not exist"):
         write_qdq(tmp_path / "missing.onnx", ranges, "cpu", out)
     assert not out.exists() and not list(tmp_path.iterdir())
@@ -254,3 +263,34 @@ def test_the_quantizer_call_leaves_the_root_logger_alone() -> None:
         for handler in saved:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+def test_the_model_records_how_it_was_quantized(written: dict[str, QdqResult], ranges: Ranges) -> None:
+    import onnxruntime
+
+    from edgeres.quantize.layouts import LAYOUTS
+
+    for target, result in written.items():
+        props = {p.key: p.value for p in onnx.load(str(result.path)).metadata_props}
+        assert json.loads(props[QUANT_META_KEY]) == {
+            "target": target,
+            "method": "minmax",
+            "layout": LAYOUTS[target].describe(),
+            "num_quantized_nodes": NUM_CONVS + 1,
+            "excluded_nodes": [],
+            "num_ranges": len(ranges),
+            "onnxruntime": onnxruntime.__version__,
+            "calibration": {"method": "minmax"},
+        }
+
+
+def test_counting_kernels_of_a_missing_or_damaged_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=r"^ONNX model 'gone.onnx' does not exist$"):
+        count_int8_kernels("gone.onnx")
+    Path("bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(EdgeresError, match=r"^ONNX Runtime cannot load 'bad.onnx': \S"):
+        count_int8_kernels("bad.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]  # nothing written beside it

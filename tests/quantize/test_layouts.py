@@ -1,0 +1,131 @@
+"""The layout table itself, and the graph rules of :mod:`edgeres.quantize.layouts`, on hand-built graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeres.quantize.layouts import (
+    LAYOUTS,
+    count_quantized_nodes,
+    default_cpu_op_types,
+    requantized_on_cpu,
+)
+
+
+def test_what_each_layout_records_in_the_model() -> None:
+    """The ``layout`` entry of edgeres.quantization metadata, field by field."""
+    assert LAYOUTS["tensorrt"].describe() == {
+        "runtime": "tensorrt",
+        "activations": "QInt8",
+        "weights": "QInt8",
+        "per_channel_weights": True,
+        "activation_symmetric": True,
+        "weight_symmetric": True,
+        "op_types": ["Conv", "ConvTranspose", "Gemm", "MatMul"],
+        "residual_add_inputs_only": True,
+    }
+    assert LAYOUTS["cpu"].describe() == {
+        "runtime": "onnxruntime",
+        "activations": "QUInt8",
+        "weights": "QInt8",
+        "per_channel_weights": True,
+        "activation_symmetric": False,
+        "weight_symmetric": True,
+        "op_types": list(default_cpu_op_types()),
+        "residual_add_inputs_only": False,
+    }
+    assert "Conv" in default_cpu_op_types() and "Add" in default_cpu_op_types()
+
+
+def test_what_each_layout_hands_to_the_quantizer() -> None:
+    assert LAYOUTS["cpu"].quantizer_options() == {"ActivationSymmetric": False, "WeightSymmetric": True}
+    trt = LAYOUTS["tensorrt"].quantizer_options()
+    assert trt == {
+        "WeightSymmetric": True,
+        "AddQDQPairToWeight": True,
+        "QuantizeBias": False,
+        "DedicatedQDQPair": False,
+        "OpTypesToExcludeOutputQuantization": ["Conv", "ConvTranspose", "Gemm", "MatMul"],
+        "QDQOpTypePerChannelSupportToAxis": {"Conv": 0, "ConvTranspose": 1},
+        "ActivationSymmetric": True,
+    }
+    trt["WeightSymmetric"] = False  # a copy: the table is not changed through it
+    assert LAYOUTS["tensorrt"].quantizer_options()["WeightSymmetric"] is True
+
+
+def _graph(chain: list[str], *, scale_shape: tuple[int, ...] = (), op: str = "Conv", branch: str = ""):
+    """x_q -> DequantizeLinear(scale of ``scale_shape``) -> ``op`` (float weights) -> chain -> ...
+
+    ``chain`` names the ops after the conv, ending where the graph output is; ``branch`` ("conv"
+    or the index of a chain op) gives that node's output a second consumer.
+    """
+    init = [
+        numpy_helper.from_array(np.ones(scale_shape, np.float32), "s"),
+        numpy_helper.from_array(np.zeros(scale_shape, np.uint8), "z"),
+        numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w"),
+        numpy_helper.from_array(np.ones((), np.float32), "qs"),
+        numpy_helper.from_array(np.zeros((), np.uint8), "qz"),
+    ]
+    nodes = [helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["x"], name="dq")]
+    nodes.append(helper.make_node(op, ["x", "w"], ["c"], name="conv"))
+    last = "c"
+    for i, kind in enumerate(chain):
+        inputs = [last, "qs", "qz"] if kind in ("QuantizeLinear",) else [last]
+        if kind == "Add":
+            inputs = [last, last]
+        nodes.append(helper.make_node(kind, inputs, [f"o{i}"], name=f"n{i}"))
+        last = f"o{i}"
+    outputs = [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)]
+    if branch:
+        tapped = "c" if branch == "conv" else f"o{branch}"
+        nodes.append(helper.make_node("Identity", [tapped], ["tap"], name="tap"))
+        outputs.append(helper.make_tensor_value_info("tap", TensorProto.FLOAT, None))
+    inputs = [helper.make_tensor_value_info("xq", TensorProto.UINT8, None)]
+    return helper.make_graph(nodes, "g", inputs, outputs, init)
+
+
+@pytest.mark.parametrize(
+    ("chain", "kwargs", "found"),
+    [
+        (["QuantizeLinear"], {}, True),
+        (["Relu", "QuantizeLinear"], {}, True),
+        (["Clip", "QuantizeLinear"], {}, True),
+        (["Relu", "Clip", "QuantizeLinear"], {}, True),
+        (["Relu", "QuantizeLinear"], {"scale_shape": (1,)}, True),  # a one-element scale is per tensor
+        (["Relu", "QuantizeLinear"], {"op": "Gemm"}, True),
+        (["Relu", "QuantizeLinear"], {"op": "ConvTranspose"}, True),
+        (["Relu", "QuantizeLinear"], {"op": "MatMul"}, False),  # not one the pass rewrites
+        (["Relu", "QuantizeLinear"], {"scale_shape": (3,)}, False),  # per-channel input
+        (["Add", "QuantizeLinear"], {}, False),  # not a ReLU or Clip on the way
+        (["Relu"], {}, False),  # never reaches a QuantizeLinear
+        ([], {}, False),
+        (["Relu", "QuantizeLinear"], {"branch": "conv"}, False),  # the conv's output is also used float
+        (["Relu", "QuantizeLinear"], {"branch": "0"}, False),  # so is the ReLU's
+    ],
+)
+def test_which_float_convs_ort_quantizes_by_itself(chain: list[str], kwargs: dict, found: bool) -> None:
+    graph = _graph(chain, **kwargs)
+    assert requantized_on_cpu(graph, ["conv"]) == (["conv"] if found else [])
+    assert requantized_on_cpu(graph, ["other"]) == []  # only among the nodes asked about
+
+
+def test_a_conv_reading_the_model_input_is_not_requantized() -> None:
+    graph = _graph(["Relu", "QuantizeLinear"])
+    graph.node[1].input[0] = "xq"  # reads the graph input, no DequantizeLinear before it
+    assert requantized_on_cpu(graph, ["conv"]) == []
+
+
+def test_quantized_nodes_read_both_data_and_weight_from_dequantize() -> None:
+    graph = _graph(["Relu"])
+    assert count_quantized_nodes(graph) == 0  # float weights
+    graph.node.append(helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"], name="wdq"))
+    graph.node[1].input[1] = "wd"
+    assert count_quantized_nodes(graph) == 1
+    graph.node[1].op_type = "Relu"  # not a weighted op
+    assert count_quantized_nodes(graph) == 0
+    graph.node[1].op_type = "MatMul"
+    assert count_quantized_nodes(graph) == 1
+    del graph.node[1].input[1]  # one input only
+    assert count_quantized_nodes(graph) == 0
