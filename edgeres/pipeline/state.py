@@ -31,6 +31,8 @@ __all__ = ["STATE_FILE", "PipelineState", "StagePlan", "data_fingerprint", "file
 log = logging.getLogger(__name__)
 
 STATE_FILE = "pipeline.json"
+#: What pipeline.json states it is, as every result file does (see edgeres.records).
+KIND = "edgeres.pipeline"
 _VERSION = 1
 
 
@@ -151,7 +153,7 @@ class PipelineState:
         except (OSError, ValueError) as exc:
             log.warning("ignoring %s (%s): every stage runs again", path, exc)
             return cls(out_dir)
-        stages = raw.get("stages") if isinstance(raw, dict) and raw.get("version") == _VERSION else None
+        stages = raw.get("stages") if _is_state(raw) else None
         if not isinstance(stages, dict):
             log.warning("ignoring %s (not a state file of this edgeres): every stage runs again", path)
             return cls(out_dir)
@@ -164,7 +166,7 @@ class PipelineState:
         return cls(out_dir, {k: v for k, v in stages.items() if isinstance(v, dict)}, leftovers)
 
     def save(self) -> None:
-        data: dict[str, Any] = {"version": _VERSION, "stages": self.stages}
+        data: dict[str, Any] = {"kind": KIND, "schema": _VERSION, "stages": self.stages}
         if self.leftovers:
             data["leftovers"] = self.leftovers
         write_text_atomic(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -286,6 +288,15 @@ class PipelineState:
             for n in names:
                 self.stages.pop(n, None)
             self.save()
+
+
+def _is_state(raw: object) -> bool:
+    """A state file of this edgeres; or of the one before kind and schema (``"version": 1``)."""
+    if not isinstance(raw, dict):
+        return False
+    if "kind" in raw:
+        return raw["kind"] == KIND and raw.get("schema") == _VERSION
+    return raw.get("version") == _VERSION
 
 
 def _short(key: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -38,6 +39,27 @@ def test_a_damaged_state_file_means_every_stage_runs(tmp_path: Path) -> None:
     assert PipelineState.load(tmp_path).stages == {}
     (tmp_path / STATE_FILE).write_text('{"version": 99, "stages": {"export": {}}}')
     assert PipelineState.load(tmp_path).stages == {}
+    for foreign in (
+        '{"kind": "edgeres.pipeline", "schema": 2, "stages": {"export": {}}}',  # a newer edgeres
+        '{"kind": "edgeres.eval", "schema": 1, "stages": {"export": {}}}',
+        '{"kind": "edgeres.pipeline", "version": 1, "stages": {"export": {}}}',
+        '[{"version": 1}]',
+    ):
+        (tmp_path / STATE_FILE).write_text(foreign)
+        assert PipelineState.load(tmp_path).stages == {}, foreign
+
+
+def test_the_state_file_states_its_kind_and_reads_the_older_form(tmp_path: Path) -> None:
+    state = PipelineState(tmp_path, {"export": {"settings": "s"}})
+    state.save()
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    assert list(saved)[:2] == ["kind", "schema"] and (saved["kind"], saved["schema"]) == (
+        "edgeres.pipeline",
+        1,
+    )
+    assert PipelineState.load(tmp_path).stages == {"export": {"settings": "s"}}
+    (tmp_path / STATE_FILE).write_text('{"version": 1, "stages": {"export": {"settings": "s"}}}')
+    assert PipelineState.load(tmp_path).stages == {"export": {"settings": "s"}}
 
 
 def test_a_data_folder_is_fingerprinted_by_its_files(tmp_path: Path) -> None:
