@@ -13,6 +13,12 @@ change the suite cannot see. The modules and the tests are set in pyproject.toml
 It runs in a copy of the tracked files (``--workdir``, default ``.mutation/``) so the work tree
 is never changed, prints a table of killed and surviving mutants per module, and writes it as
 JSON (``--out``, default ``.mutation/score.json``).
+
+A survivor that no input can tell apart from the original (an equivalent mutant) is explained
+once in ``scripts/mutation_equivalents.toml``: the mutant's name, the changed line as mutmut
+shows it, and why. The table counts those apart ("equivalent") and lists every survivor that is
+neither killed nor explained; a verdict whose line no longer matches the mutant (the code moved)
+is reported as stale.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: mutmut's result names, and whether the mutant was caught.
 CAUGHT = {"killed", "timeout", "caught by type check"}
 NOT_RUN = {"skipped", "not checked", "no tests"}
+VERDICTS = ROOT / "scripts" / "mutation_equivalents.toml"
 
 
 def main() -> int:
@@ -60,16 +67,62 @@ def main() -> int:
         print(f"error: mutmut run failed with exit status {run.returncode}", file=sys.stderr)
         return 1
     results = _results(work)
-    table = _table(results, modules)
+    equivalent, stale = _explained(work, results, _load_verdicts())
+    table = _table(results, modules, equivalent)
     print(_format(table))
+    unexplained = sorted(n for n, s in results.items() if _survived(s) and n not in equivalent)
+    for name in stale:
+        print(f"stale verdict (the mutant's change is not the one explained): {name}")
+    if unexplained:
+        print(f"{len(unexplained)} survivors neither killed nor explained:")
+        for name in unexplained:
+            print(f"  {name}")
     out = args.out or work / "score.json"
-    out.write_text(json.dumps({"modules": table, "mutants": results}, indent=2) + "\n")
+    payload = {"modules": table, "mutants": results, "unexplained": unexplained, "stale": stale}
+    out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {out}")
     if args.show_survivors:
-        for name, status in sorted(results.items()):
-            if status not in CAUGHT and status not in NOT_RUN:
-                subprocess.run(["mutmut", "show", name], cwd=work)
+        for name in unexplained:
+            subprocess.run(["mutmut", "show", name], cwd=work)
     return 0
+
+
+def _survived(status: str) -> bool:
+    return status not in CAUGHT and status not in NOT_RUN
+
+
+def _load_verdicts() -> dict[str, dict[str, str]]:
+    """``scripts/mutation_equivalents.toml``: mutant name -> {change, why}."""
+    if not VERDICTS.is_file():
+        return {}
+    entries = tomllib.loads(VERDICTS.read_text()).get("equivalent", [])
+    return {e["mutant"]: {"change": e["change"], "why": e["why"]} for e in entries}
+
+
+def _explained(
+    work: Path, results: dict[str, str], verdicts: dict[str, dict[str, str]]
+) -> tuple[set[str], list[str]]:
+    """The survivors explained as equivalent, and the verdicts whose changed line no longer matches."""
+    equivalent: set[str] = set()
+    stale: list[str] = []
+    for name, verdict in sorted(verdicts.items()):
+        if name not in results or not _survived(results[name]):
+            continue
+        if _changed_line(work, name, verdict["change"]):
+            equivalent.add(name)
+        else:
+            stale.append(name)
+    return equivalent, stale
+
+
+def _changed_line(work: Path, name: str, change: str) -> bool:
+    """Whether mutmut's diff of ``name`` adds a line that reads ``change`` (whitespace aside)."""
+    diff = subprocess.run(["mutmut", "show", name], cwd=work, capture_output=True, text=True).stdout
+    want = " ".join(change.split())
+    return any(
+        line.startswith("+") and not line.startswith("+++") and " ".join(line[1:].split()) == want
+        for line in diff.splitlines()
+    )
 
 
 def _modules(only: str) -> list[str]:
@@ -144,7 +197,7 @@ def _results(work: Path) -> dict[str, str]:
     return found
 
 
-def _table(results: dict[str, str], modules: list[str]) -> list[dict[str, object]]:
+def _table(results: dict[str, str], modules: list[str], equivalent: set[str]) -> list[dict[str, object]]:
     rows = []
     for module in modules:
         prefix = _mutant_prefix(module)
@@ -153,6 +206,7 @@ def _table(results: dict[str, str], modules: list[str]) -> list[dict[str, object
         not_run = sum(v for k, v in counts.items() if k in NOT_RUN)
         total = sum(counts.values())
         tested = total - not_run
+        explained = sum(1 for n in equivalent if n.startswith(prefix))
         rows.append(
             {
                 "module": module,
@@ -160,8 +214,12 @@ def _table(results: dict[str, str], modules: list[str]) -> list[dict[str, object
                 "killed": caught,
                 "of_which_timeout": counts.get("timeout", 0),
                 "survived": tested - caught,
+                "equivalent": explained,
                 "not_run": not_run,
                 "score": round(100 * caught / tested, 1) if tested else None,
+                "score_without_equivalent": (
+                    round(100 * caught / (tested - explained), 1) if tested - explained else None
+                ),
                 "statuses": dict(counts),
             }
         )
@@ -170,14 +228,19 @@ def _table(results: dict[str, str], modules: list[str]) -> list[dict[str, object
 
 def _format(table: list[dict[str, object]]) -> str:
     lines = [
-        "| module | mutants | killed | of which timeout | survived | not run | score |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | of which timeout | survived | of which equivalent | not run "
+        "| score | score, equivalents aside |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def pct(v: object) -> str:
+        return "-" if v is None else f"{v}%"
+
     for r in table:
-        score = "-" if r["score"] is None else f"{r['score']}%"
         lines.append(
             f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['of_which_timeout']} | {r['survived']} "
-            f"| {r['not_run']} | {score} |"
+            f"| {r['equivalent']} | {r['not_run']} | {pct(r['score'])} "
+            f"| {pct(r['score_without_equivalent'])} |"
         )
     return "\n".join(lines)
 
