@@ -105,16 +105,18 @@ def _trimmed(hist: StreamingHistogram) -> np.ndarray:
 
 
 def percentile_threshold(hist: StreamingHistogram, percentile: float) -> float:
-    """The ``percentile``-th percentile of |x|, interpolated linearly within its bin."""
-    counts = _trimmed(hist)
-    if percentile >= 100.0 or hist.limit == 0.0:
+    """The ``percentile``-th percentile of |x| (0 < percentile <= 100), interpolated within its bin."""
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
+    if percentile == 100.0 or hist.limit == 0.0:  # all of it; or every value is 0, or none was seen
         return hist.absmax
+    counts = _trimmed(hist)
     cum = np.cumsum(counts)
     target = cum[-1] * percentile / 100.0
+    # the first bin whose cumulative count reaches the target; target > 0, so that bin is not empty
     j = int(np.searchsorted(cum, target, side="left"))
     below = cum[j - 1] if j else 0.0
-    fraction = (target - below) / counts[j] if counts[j] else 1.0
-    return min((j + fraction) * hist.bin_width, hist.absmax)
+    return min((j + (target - below) / counts[j]) * hist.bin_width, hist.absmax)
 
 
 #: Divergences closer than this to the least one count as equal to it (rounding is ~1e-15 at most).
@@ -169,9 +171,10 @@ def kl_divergences(counts: np.ndarray, num_quantized_bins: int, start: int | Non
         ) / total
         p_last = (last + total - kept) / total
         q_last = np.where(last > 0, np.exp(log_mean[:, -1]), 0.0) / np.where(kept > 0, kept, 1.0)
+        # P has mass where Q has none (the last kept bin is empty, values were clipped, or
+        # nothing is kept): p log(p / 0) is infinite, as the divergence is
         tail = np.where(p_last > 0, p_last * np.log(p_last / q_last), 0.0)
     kl = head + tail
-    kl[(kept <= 0) | ((p_last > 0) & (q_last <= 0))] = np.inf
     return np.maximum(kl, 0.0)  # rounding can leave -1e-17 where P == Q
 
 
@@ -180,9 +183,7 @@ def entropy_threshold(hist: StreamingHistogram, num_quantized_bins: int = 128) -
     counts = _trimmed(hist)
     if len(counts) <= num_quantized_bins or hist.limit == 0.0:
         return hist.absmax
-    counts[0] = counts[1]
-    if counts.sum() == 0:
-        return hist.absmax
+    counts[0] = counts[1]  # the last bin is not empty and comes after bin 1: counts still sum > 0
     kl = kl_divergences(counts, num_quantized_bins)
     # The largest threshold among equals; the prefix sums leave ~1e-16 of rounding where two
     # candidates' divergences are equal (e.g. both 0), which must not decide between them.
@@ -193,10 +194,9 @@ def entropy_threshold(hist: StreamingHistogram, num_quantized_bins: int = 128) -
 
 def mse_threshold(hist: StreamingHistogram) -> float:
     """The threshold with the least expected 8-bit quantization error (see the module docstring)."""
-    counts = _trimmed(hist)
-    n = len(counts)
-    if hist.limit == 0.0 or n < 2:
+    if hist.limit == 0.0:
         return hist.absmax
+    counts = _trimmed(hist)
     error = mse_errors(counts, 255.0 if hist.min >= 0.0 else 127.0)
     best = int(np.argmin(error))
     return min(float(best + 1) * hist.bin_width, hist.absmax)
@@ -208,6 +208,8 @@ def mse_errors(counts: np.ndarray, steps: float) -> np.ndarray:
     Bin j holds ``counts[j]`` values spread uniformly over [j, j+1); quantization has ``steps``
     steps of ``t / steps`` up to t (see the module docstring).
     """
+    if not steps >= 1.0:
+        raise ValueError(f"steps must be at least 1, got {steps!r}")
     counts = np.asarray(counts, dtype=np.float64)
     n = len(counts)
     j = np.arange(n, dtype=np.float64)
@@ -222,11 +224,10 @@ def mse_errors(counts: np.ndarray, steps: float) -> np.ndarray:
     # values >= t: sum over bins j >= k of E[(v - k)^2] = (3(j-k)^2 + 3(j-k) + 1) / 3 per value
     clip = (3 * s2[ki] - 6 * k * s1[ki] + 3 * k * k * s0[ki] + 3 * s1[ki] - 3 * k * s0[ki] + s0[ki]) / 3.0
     step = k / steps
-    half = np.minimum(step / 2.0, k)  # below half a step: rounds to zero
-    hb = np.floor(half).astype(np.int64)
-    frac_bin = np.minimum(hb, n - 1)
+    half = step / 2.0  # below half a step: rounds to zero; steps >= 1, so half <= k / 2
+    hb = np.floor(half).astype(np.int64)  # the bin holding half a step: hb <= n / 2 < n
     part = half - hb
-    below_count = c0[hb] + counts[frac_bin] * part
-    below_sq = c2[hb] + counts[frac_bin] * (half**3 - hb.astype(np.float64) ** 3) / 3.0
+    below_count = c0[hb] + counts[hb] * part
+    below_sq = c2[hb] + counts[hb] * (half**3 - hb.astype(np.float64) ** 3) / 3.0
     noise = (c0[ki] - below_count) * step * step / 12.0
     return below_sq + noise + np.maximum(clip, 0.0)

@@ -9,6 +9,7 @@ histograms cover sizes that are not powers of two, empty first and last bins, te
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -17,13 +18,14 @@ from edgeres.quantize.histogram import StreamingHistogram
 from edgeres.quantize.methods import (
     clip_range,
     compute_range,
+    entropy_method,
     entropy_threshold,
     kl_divergences,
     mse_errors,
     mse_threshold,
     percentile_threshold,
 )
-from edgeres.quantize.settings import METHODS
+from edgeres.quantize.settings import METHODS, CalibrationSettings
 from tests.quantize.test_methods import loop_kl
 from tests.quantize.test_methods_reference import reference_mse_errors, trimmed
 
@@ -130,3 +132,76 @@ def test_entropy_with_no_more_bins_than_levels_keeps_the_range() -> None:
     h = hist_of(x, num_bins=128)
     assert len(trimmed(h)) == 77
     assert entropy_threshold(h, 128) == h.absmax
+
+
+def test_compute_range_defaults_to_128_levels_and_passes_other_counts_on() -> None:
+    # a distribution whose entropy threshold differs for 64, 128 and 129 levels
+    h = hist_of(np.random.default_rng(0).laplace(0, 1, 20_000))
+    t64, t128, t129 = (entropy_threshold(h, nq) for nq in (64, 128, 129))
+    assert len({t64, t128, t129}) == 3
+    assert compute_range(h, "entropy", "t").hi == min(t128, h.max)
+    assert compute_range(h, "entropy", "t", num_quantized_bins=64).hi == min(t64, h.max)
+    settings = CalibrationSettings(method="entropy", num_quantized_bins=64)
+    assert entropy_method(h, "t", settings).hi == min(t64, h.max)
+
+
+def test_entropy_does_not_try_a_threshold_past_the_last_value() -> None:
+    # counts of 21 bins (of 32) found by a search: a candidate one empty bin past the last value
+    # would win and move the threshold from bin 20's lower edge to absmax
+    counts = [2, 20, 8, 16, 1, 13, 6, 4, 3, 10, 1, 6, 10, 1, 2, 13, 10, 7, 6, 5, 10]
+    h = hist_of(np.repeat((np.arange(len(counts)) + 0.5) / 32, counts), num_bins=32)
+    assert h.limit == 1.0 and len(trimmed(h)) == 21
+    assert entropy_threshold(h, 8) == 20 / 32 < h.absmax
+
+
+def test_kl_of_the_last_candidate_alone() -> None:
+    bins = np.floor(np.random.default_rng(4).exponential(30, 60))
+    bins[-1] = 3
+    one = kl_divergences(bins, 16, start=len(bins))
+    assert one.shape == (1,) and one[0] == pytest.approx(kl_divergences(bins, 16)[-1], rel=1e-12)
+
+
+def test_entropy_raises_no_floating_point_warning() -> None:
+    # empty bins before the last value and clipped mass: p / 0 and 0 / 0 occur inside, silenced
+    x = np.concatenate([np.linspace(0.0, 0.2, 5000), np.linspace(0.5, 0.6, 50), [1.0]])
+    h = hist_of(x, num_bins=512)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kl = kl_divergences(trimmed(h), 128)
+        threshold = entropy_threshold(h, 128)
+        trailing = kl_divergences(np.concatenate([trimmed(h), np.zeros(40)]), 128)  # 0 / 0 too
+    assert np.isinf(kl).any() and np.isfinite(kl).any() and not np.isnan(trailing).any()
+    assert 0.2 <= threshold < 0.7  # the lone 1.0 is clipped
+
+
+def test_thresholds_of_an_empty_histogram_are_its_absmax() -> None:
+    h = StreamingHistogram(64)
+    assert (percentile_threshold(h, 99.0), entropy_threshold(h, 8), mse_threshold(h)) == (h.absmax,) * 3
+
+
+@pytest.mark.parametrize("percentile", [0.0, -1.0, 100.5, math.nan])
+def test_percentile_outside_0_to_100_is_refused(percentile: float) -> None:
+    with pytest.raises(ValueError, match="percentile must be in"):
+        percentile_threshold(hist_of(np.linspace(-1, 1, 101)), percentile)
+
+
+def test_percentile_100_is_absmax() -> None:
+    h = hist_of(np.linspace(-1, 3, 4001))
+    assert percentile_threshold(h, 100.0) == h.absmax == 3.0
+
+
+@pytest.mark.parametrize("steps", [0.5, 0.0, math.nan])
+def test_mse_needs_at_least_one_step(steps: float) -> None:
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        mse_errors(np.ones(8), steps)
+
+
+def test_mse_on_a_four_bin_histogram_matches_brute_force() -> None:
+    h = hist_of(np.concatenate([np.full(100, 0.1), np.full(3, 0.6), [0.9]]), num_bins=4)
+    assert len(trimmed(h)) == 4
+    k = int(np.argmin(reference_mse_errors(trimmed(h), 255.0))) + 1
+    assert mse_threshold(h) == min(k * h.bin_width, h.absmax)
+    h2 = hist_of(np.concatenate([np.full(100, 0.1), [0.3]]), num_bins=2)  # the fewest bins
+    assert len(trimmed(h2)) == 2
+    k2 = int(np.argmin(reference_mse_errors(trimmed(h2), 255.0))) + 1
+    assert mse_threshold(h2) == min(k2 * h2.bin_width, h2.absmax)
