@@ -196,6 +196,12 @@ def test_mse_needs_at_least_one_step(steps: float) -> None:
         mse_errors(np.ones(8), steps)
 
 
+def test_mse_with_one_step_and_a_percentile_below_one_are_valid() -> None:
+    np.testing.assert_allclose(mse_errors(np.ones(8), 1.0), reference_mse_errors(np.ones(8), 1.0), rtol=1e-12)
+    h = hist_of(np.linspace(0.0, 1.0, 1001))
+    assert percentile_threshold(h, 0.5) == pytest.approx(0.005, abs=h.bin_width)
+
+
 def test_mse_on_a_four_bin_histogram_matches_brute_force() -> None:
     h = hist_of(np.concatenate([np.full(100, 0.1), np.full(3, 0.6), [0.9]]), num_bins=4)
     assert len(trimmed(h)) == 4
