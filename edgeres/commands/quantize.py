@@ -54,6 +54,12 @@ def _pct(x: float | None) -> str:
 @click.option(
     "--max-drop", type=float, help="Keep the most sensitive layers in float until top-1 drops at most this."
 )
+@click.option(
+    "--bias-correction/--no-bias-correction",
+    default=False,
+    show_default=True,
+    help="Remove the mean output shift of each layer's int8 weights from its bias (one more pass).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image samples.")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads [default: all cores].")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
@@ -73,6 +79,7 @@ def quantize_cmd(
     eval_data: str | None,
     eval_size: int | None,
     max_drop: float | None,
+    bias_correction: bool,
     seed: int,
     threads: int | None,
     json_out: str | None,
@@ -96,6 +103,7 @@ def quantize_cmd(
       edgeres quantize resnet50.pt --calib calibration/imagenet-512.txt --target tensorrt
       edgeres quantize resnet56.onnx --calib-cache resnet56.int8.calib.json --target all
       edgeres quantize r20.pt --calib data/ --eval data/ --method auto --max-drop 0.5
+      edgeres quantize r20.onnx --calib data/ --eval data/ --bias-correction
     """
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.targets import target_choice
@@ -135,6 +143,7 @@ def quantize_cmd(
         threads=threads,
         progress=not no_progress,
         ignore_unknown_classes=ignore_unknown_classes,
+        bias_correction=bias_correction,
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
     source = "reused" if report.reused_cache else "wrote"
@@ -151,6 +160,13 @@ def quantize_cmd(
             drop = "-" if t.drop is None else f"{t.drop:+.2f}"
             click.echo(
                 f"  {'INT8 ' + t.target:<34}{_pct(t.top1):>9}{_pct(t.top5):>9}{drop:>8}{_pct(t.agreement):>9}"
+            )
+    for t in report.targets:
+        if t.bias_correction:
+            bc = t.bias_correction
+            click.echo(
+                f"bias correction ({t.target}): {bc['layers']} layers on {bc['images']} images, "
+                f"mean |shift| {bc['mean_abs_shift']:.3g}"
             )
     for t in report.targets:
         kept = f"; kept in float: {', '.join(t.excluded_nodes)}" if t.excluded_nodes else ""

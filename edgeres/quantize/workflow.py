@@ -71,6 +71,9 @@ class QuantizeOptions:
     training_split: TrainingSplit | None = field(default=None, compare=False)
     #: Evaluation and tuning skip (and count) images of classes the model lacks instead of failing.
     ignore_unknown_classes: bool = False
+    #: Remove the mean output shift of each layer's int8 weights from its bias (one more pass over
+    #: the calibration images per target; see :mod:`edgeres.quantize.bias_correction`).
+    bias_correction: bool = False
 
     def __post_init__(self) -> None:
         d = self.max_drop
@@ -86,6 +89,11 @@ class QuantizeOptions:
                 raise UsageError(f"{flag} must be a whole number of at least 1, got {n!r}")
         if self.calib is None and (self.calib_cache is None or not Path(self.calib_cache).exists()):
             raise UsageError("give calibration images with --calib, or an existing --calib-cache")
+        if self.bias_correction and self.calib is None:
+            raise UsageError(
+                "bias correction runs the model on calibration images: give --calib DIR, "
+                "or leave out --bias-correction"
+            )
 
 
 def default_output(model: str | os.PathLike[str]) -> Path:
@@ -117,6 +125,8 @@ class TargetReport:
     per_class: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: Layer -> top-1 agreement gained (a fraction) when only it stays float; measured by --max-drop.
     sensitivity: dict[str, float] = field(default_factory=dict)
+    #: What bias correction did (:meth:`BiasCorrection.to_dict`), when it ran.
+    bias_correction: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,10 +288,59 @@ def write_targets(
             exclude, sensitivity = keep_sensitive_in_float(
                 fp32, calibration.ranges, target, selection, meta, tuning_options(opts)
             )
-        qdq = write_qdq(fp32, calibration.ranges, target, path, exclude_nodes=exclude, calibration=recorded)
+        corrected = None
+        if opts.bias_correction and selection is not None:
+            qdq, corrected = _bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts)
+        else:
+            qdq = write_qdq(
+                fp32, calibration.ranges, target, path, exclude_nodes=exclude, calibration=recorded
+            )
         kept = qdq.excluded_nodes
-        reports.append(TargetReport(target, qdq.path, qdq.num_quantized_nodes, kept, sensitivity=sensitivity))
+        reports.append(
+            TargetReport(
+                target,
+                qdq.path,
+                qdq.num_quantized_nodes,
+                kept,
+                sensitivity=sensitivity,
+                bias_correction=corrected,
+            )
+        )
     return tuple(reports)
+
+
+def _bias_corrected(
+    fp32: Path,
+    output: Path,
+    calibration: Calibration,
+    target: Target,
+    meta: ModelMeta,
+    selection: Selection,
+    exclude: tuple[str, ...],
+    opts: QuantizeOptions,
+) -> tuple[Any, dict[str, Any]]:
+    from edgeres.data import BatchReader
+    from edgeres.quantize.bias_correction import write_bias_corrected
+
+    reader = BatchReader(
+        selection.calib_source, selection.calib_indices, meta.preprocessing, "input", 32, progress=False
+    )
+    recorded = {
+        "method": calibration.method,
+        "images": calibration.num_images,
+        "cache": calibration.cache.name,
+    }
+    qdq, done = write_bias_corrected(
+        fp32,
+        calibration.ranges,
+        target,
+        output,
+        reader,
+        exclude_nodes=exclude,
+        calibration=recorded,
+        threads=opts.threads,
+    )
+    return qdq, done.to_dict()
 
 
 def quantize(

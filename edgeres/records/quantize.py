@@ -26,6 +26,46 @@ __all__ = ["QuantizeRecord", "TargetRecord", "read_quantize", "write_quantize"]
 
 
 @dataclass(frozen=True)
+class BiasCorrectionRecord:
+    """What bias correction did for one INT8 model: layers corrected, images, time, shifts removed."""
+
+    layers: int
+    images: int
+    seconds: float
+    mean_abs_shift: float
+    #: Per layer: node name -> (mean |shift|, largest |shift|) over its output channels.
+    per_layer: tuple[tuple[str, float, float], ...] = ()
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> BiasCorrectionRecord:
+        return cls.read(Fields(dict(d), "bias_correction."))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layers": self.layers,
+            "images": self.images,
+            "seconds": self.seconds,
+            "mean_abs_shift": self.mean_abs_shift,
+            "per_layer": [{"node": n, "mean_abs": m, "max_abs": x} for n, m, x in self.per_layer],
+        }
+
+    @classmethod
+    def read(cls, f: Fields) -> BiasCorrectionRecord:
+        per_layer = []
+        for layer in f.objects("per_layer"):
+            per_layer.append(
+                (layer.required_text("node"), layer.number("mean_abs") or 0.0, layer.number("max_abs") or 0.0)
+            )
+        return cls(
+            layers=f.required_integer("layers"),
+            images=f.required_integer("images"),
+            seconds=f.number("seconds") or 0.0,
+            mean_abs_shift=f.number("mean_abs_shift") or 0.0,
+            per_layer=tuple(per_layer),
+        )
+
+
+@dataclass(frozen=True)
 class TargetRecord:
     """One INT8 model: its layout (cpu, tensorrt), file, what stayed float, and its accuracy."""
 
@@ -41,6 +81,7 @@ class TargetRecord:
     per_class: tuple[ClassScore, ...] = ()
     #: Layer -> top-1 agreement gained when only it stays float.
     sensitivity: tuple[tuple[str, float], ...] = ()
+    bias_correction: BiasCorrectionRecord | None = None
 
     @classmethod
     def of(cls, t: TargetReport) -> TargetRecord:
@@ -55,6 +96,7 @@ class TargetRecord:
             drop=t.drop,
             per_class=tuple(ClassScore(str(n), int(c), int(total)) for n, (c, total) in t.per_class.items()),
             sensitivity=tuple((str(k), float(v)) for k, v in t.sensitivity.items()),
+            bias_correction=BiasCorrectionRecord.of(t.bias_correction) if t.bias_correction else None,
         )
 
     def without_accuracy(self) -> TargetRecord:
@@ -72,6 +114,7 @@ class TargetRecord:
             "drop": self.drop,
             "per_class": {c.name: [c.correct, c.total] for c in self.per_class},
             "sensitivity": dict(self.sensitivity),
+            "bias_correction": self.bias_correction.to_dict() if self.bias_correction else None,
         }
 
     @classmethod
@@ -92,6 +135,9 @@ class TargetRecord:
             drop=f.number("drop"),
             per_class=tuple(per_class),
             sensitivity=f.numbers("sensitivity"),
+            bias_correction=(
+                BiasCorrectionRecord.read(f.sub("bias_correction")) if f.raw("bias_correction") else None
+            ),
         )
 
 

@@ -1,0 +1,400 @@
+"""Bias correction: remove the mean output shift that rounding the weights to int8 causes.
+
+Rounding a layer's weights moves its outputs by ``(W_q - W) x``. Its mean over the data,
+per output channel, is not zero in general (Nagel et al. 2019, "Data-Free Quantization
+Through Weight Equalization and Bias Correction"), and a shifted mean passes through every
+later layer. For each quantized Conv and Gemm this module measures, on the calibration
+images, the mean of ``(W_q - W) x`` with ``x`` the layer's input **in the quantized model**
+(the layers before it quantized, as they will run), and subtracts it from the layer's float
+bias. The Q/DQ model is then written again from the corrected float model with the same
+ranges, so both layouts quantize the corrected bias as they quantize any bias.
+
+One pass over the calibration images suffices: a convolution is linear, so the mean of
+``conv(x, W_q - W)`` over images and positions is the positional mean of
+``conv(mean(x), W_q - W)``; the quantized model reports the batch mean of every layer input
+(a ReduceMean added to the graph), so memory is one feature map per layer, whatever the number
+of images. ``W_q`` is read from the Q/DQ model itself (its DequantizeLinear weights), so the
+correction follows whatever per-channel scales the layout chose.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeres.errors import EdgeresError
+from edgeres.quantize.layouts import Target
+from edgeres.quantize.ranges import Ranges
+
+if TYPE_CHECKING:
+    from edgeres.quantize.qdq import QdqResult
+
+__all__ = ["BiasCorrection", "LayerShift", "correct_biases", "layer_shifts", "write_bias_corrected"]
+
+log = logging.getLogger(__name__)
+
+_SUFFIX = "__edgeres_bias_mean"
+
+
+@dataclass(frozen=True)
+class LayerShift:
+    """The mean output shift of one layer's int8 weights, removed from its bias."""
+
+    node: str
+    #: Mean and largest |shift| over the output channels, in the layer's output units.
+    mean_abs: float
+    max_abs: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "mean_abs": self.mean_abs, "max_abs": self.max_abs}
+
+
+@dataclass(frozen=True)
+class BiasCorrection:
+    """What :func:`correct_biases` did."""
+
+    layers: tuple[LayerShift, ...]
+    num_images: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layers": len(self.layers),
+            "images": self.num_images,
+            "seconds": round(self.seconds, 3),
+            "mean_abs_shift": float(np.mean([s.mean_abs for s in self.layers])) if self.layers else 0.0,
+            "per_layer": [s.to_dict() for s in self.layers],
+        }
+
+
+@dataclass(frozen=True)
+class _Layer:
+    node: str
+    op: str
+    data: str  # the layer's input tensor in the Q/DQ model
+    w_fp32: np.ndarray
+    w_int8: np.ndarray  # the dequantized int8 weights
+    attrs: dict[str, Any]
+
+
+def correct_biases(
+    fp32_onnx: str | os.PathLike[str],
+    qdq_onnx: str | os.PathLike[str],
+    batches: Iterable[Mapping[str, np.ndarray]],
+    output: str | os.PathLike[str],
+    *,
+    disabled_optimizers: tuple[str, ...] = (),
+    threads: int | None = None,
+) -> BiasCorrection:
+    """Write ``fp32_onnx`` with every quantized layer's bias corrected to ``output``.
+
+    ``qdq_onnx`` is the Q/DQ model written from ``fp32_onnx``; ``batches`` are the calibration
+    batches (``{input: NCHW float32}``); ``disabled_optimizers`` are the ONNX Runtime optimizers
+    to switch off so the CPU runs the Q/DQ model as its target would.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeres.atomic import atomic_path
+
+    start = time.perf_counter()
+    fp32 = onnx.load(str(fp32_onnx))
+    qdq = onnx.load(str(qdq_onnx))
+    layers = _quantized_layers(fp32, qdq)
+    if not layers:
+        raise EdgeresError(f"'{qdq_onnx}' has no quantized Conv or Gemm whose bias could be corrected")
+    means, num_images = _input_means(qdq, layers, batches, disabled_optimizers, threads)
+    shifts = layer_shifts(layers, means)
+    constants = _Constants(fp32.graph)
+    nodes = {n.name: n for n in fp32.graph.node}
+    taken = {t.name for t in fp32.graph.initializer} | {o for n in fp32.graph.node for o in n.output}
+    record = []
+    for layer in layers:
+        shift = shifts[layer.node]
+        node = nodes[layer.node]
+        scale = float(layer.attrs.get("beta", 1.0)) if layer.op == "Gemm" else 1.0
+        bias = np.zeros_like(shift)
+        if len(node.input) > 2 and node.input[2]:
+            found = constants.value(node.input[2])
+            if found is None or found.size not in (1, shift.size):
+                raise EdgeresError(f"the bias of {layer.node} is not a constant of {shift.size} values")
+            bias = np.broadcast_to(found.astype(np.float64).reshape(-1), shift.shape)
+        # a bias of its own: exporters share equal constants between layers (or route them
+        # through Identity nodes), and each layer's correction differs
+        name = _unique(f"{layer.node}.bias_corrected", taken)
+        fp32.graph.initializer.append(
+            numpy_helper.from_array((bias - shift / scale).astype(np.float32), name)
+        )
+        while len(node.input) < 3:
+            node.input.append("")
+        node.input[2] = name
+        record.append(LayerShift(layer.node, float(np.abs(shift).mean()), float(np.abs(shift).max())))
+    _drop_unused(fp32.graph)
+    with atomic_path(output) as tmp:
+        onnx.save(fp32, str(tmp))
+    result = BiasCorrection(tuple(record), num_images, time.perf_counter() - start)
+    log.info(
+        "bias correction: %d layers on %d images, mean |shift| %.3g (%.1f s)",
+        len(record),
+        num_images,
+        result.to_dict()["mean_abs_shift"],
+        result.seconds,
+    )
+    return result
+
+
+def write_bias_corrected(
+    fp32_onnx: str | os.PathLike[str],
+    ranges: Ranges,
+    target: Target,
+    output: str | os.PathLike[str],
+    batches: Iterable[Mapping[str, np.ndarray]],
+    *,
+    exclude_nodes: Sequence[str] = (),
+    calibration: Mapping[str, Any] | None = None,
+    threads: int | None = None,
+) -> tuple[QdqResult, BiasCorrection]:
+    """:func:`~edgeres.quantize.qdq.write_qdq` with every quantized layer's bias corrected.
+
+    The uncorrected Q/DQ model and the corrected float model live in a temporary folder beside
+    ``output``, so an interrupted run leaves neither behind, nor an uncorrected ``output``.
+    ``calibration`` is recorded in the model's metadata with what bias correction did.
+    """
+    from edgeres.quantize.qdq import write_qdq
+    from edgeres.quantize.targets import faithful_to
+
+    output = Path(output)
+    folder = output.parent if str(output.parent) else Path(".")
+    with tempfile.TemporaryDirectory(prefix=".edgeres-bias-", dir=folder) as tmp:
+        plain = write_qdq(fp32_onnx, ranges, target, Path(tmp) / "plain.onnx", exclude_nodes=exclude_nodes)
+        corrected = Path(tmp) / "corrected.onnx"
+        done = correct_biases(
+            fp32_onnx,
+            plain.path,
+            batches,
+            corrected,
+            disabled_optimizers=faithful_to(target),
+            threads=threads,
+        )
+        recorded = {
+            **(calibration or {}),
+            "bias_correction": {"layers": len(done.layers), "images": done.num_images},
+        }
+        qdq = write_qdq(corrected, ranges, target, output, exclude_nodes=exclude_nodes, calibration=recorded)
+    return qdq, done
+
+
+def layer_shifts(layers: Iterable[_Layer], input_means: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per layer, the mean over data and positions of ``(W_int8 - W) x``, per output channel."""
+    import torch
+    import torch.nn.functional as F
+
+    shifts = {}
+    for layer in layers:
+        dw = torch.from_numpy((layer.w_int8 - layer.w_fp32).astype(np.float64))
+        mean = torch.from_numpy(input_means[layer.data].astype(np.float64))
+        if layer.op == "Conv":
+            a = layer.attrs
+            pads = list(a.get("pads", [0] * (2 * (dw.dim() - 2))))
+            half = len(pads) // 2
+            # ONNX pads are [x1_begin, x2_begin, ..., x1_end, x2_end]; F.pad wants the last axis first
+            torch_pads = [p for axis in reversed(range(half)) for p in (pads[axis], pads[axis + half])]
+            x = F.pad(mean[None], torch_pads)
+            conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[dw.dim() - 2]
+            y = conv(
+                x,
+                dw,
+                stride=list(a.get("strides", [1] * half)),
+                dilation=list(a.get("dilations", [1] * half)),
+                groups=int(a.get("group", 1)),
+            )
+            shifts[layer.node] = y.mean(dim=tuple(range(2, y.dim())))[0].numpy()
+        else:  # Gemm: y = alpha * x B' + beta * C
+            a = layer.attrs
+            b = dw.T if int(a.get("transB", 0)) else dw
+            shifts[layer.node] = (float(a.get("alpha", 1.0)) * (mean.reshape(-1) @ b)).numpy()
+    return shifts
+
+
+class _Constants:
+    """Constant tensors of a graph by name: initializers, Constant nodes, and Identity chains of them."""
+
+    def __init__(self, graph: Any) -> None:
+        self._inits = {t.name: t for t in graph.initializer}
+        self._producers = {o: n for n in graph.node for o in n.output}
+
+    def value(self, name: str) -> np.ndarray | None:
+        from onnx import helper, numpy_helper
+
+        for _ in range(64):  # an Identity chain, never a cycle in a valid graph
+            if name in self._inits:
+                return np.asarray(numpy_helper.to_array(self._inits[name]))
+            node = self._producers.get(name)
+            if node is None:
+                return None
+            if node.op_type == "Identity":
+                name = node.input[0]
+            elif node.op_type == "Constant":
+                attr = next((a for a in node.attribute if a.name == "value"), None)
+                return (
+                    None
+                    if attr is None
+                    else np.asarray(numpy_helper.to_array(helper.get_attribute_value(attr)))
+                )
+            else:
+                return None
+        return None
+
+
+def _drop_unused(graph: Any) -> None:
+    """Remove the Identity nodes and initializers that only fed the replaced biases."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = outputs | {i for n in graph.node for i in n.input}
+        dead = [n for n in graph.node if n.op_type in ("Identity", "Constant") and not set(n.output) & used]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    used = outputs | {i for n in graph.node for i in n.input}
+    keep = [t for t in graph.initializer if t.name in used]
+    if len(keep) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, i = name, 1
+    while candidate in taken:
+        i += 1
+        candidate = f"{name}_{i}"
+    taken.add(candidate)
+    return candidate
+
+
+def _quantized_layers(fp32: Any, qdq: Any) -> list[_Layer]:
+    """The Conv/Gemm nodes of ``qdq`` whose weights come through a DequantizeLinear."""
+    from onnx import helper, numpy_helper
+
+    producers = {o: n for n in qdq.graph.node for o in n.output}
+    q_inits = {t.name: numpy_helper.to_array(t) for t in qdq.graph.initializer}
+    constants = _Constants(fp32.graph)
+    f_nodes = {n.name: n for n in fp32.graph.node}
+    layers = []
+    for node in qdq.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2:
+            continue
+        w_dq = producers.get(node.input[1])
+        if w_dq is None or w_dq.op_type != "DequantizeLinear" or node.name not in f_nodes:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Gemm" and int(attrs.get("transA", 0)):
+            continue
+        if node.op_type == "Conv" and attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            continue
+        found = constants.value(f_nodes[node.name].input[1])
+        w_int8 = _dequantize(w_dq, producers, q_inits)
+        if found is None or w_int8 is None:
+            continue
+        w = found.astype(np.float64)
+        if w.shape != w_int8.shape:
+            continue
+        layers.append(_Layer(node.name, node.op_type, node.input[0], w, w_int8, attrs))
+    return layers
+
+
+def _dequantize(dq: Any, producers: Mapping[str, Any], inits: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The float value of a DequantizeLinear of constant int8 weights (stored or quantized in the graph)."""
+    from onnx import helper
+
+    if len(dq.input) < 2 or dq.input[1] not in inits:
+        return None
+    scale = inits[dq.input[1]].astype(np.float64)
+    zero = inits[dq.input[2]].astype(np.float64) if len(dq.input) > 2 and dq.input[2] in inits else 0.0
+    axis = next((helper.get_attribute_value(a) for a in dq.attribute if a.name == "axis"), 1)
+    src = dq.input[0]
+    if src in inits:
+        q = inits[src].astype(np.float64)
+    else:
+        qn = producers.get(src)
+        if qn is None or qn.op_type != "QuantizeLinear" or qn.input[0] not in inits:
+            return None
+        qzero = inits.get(qn.input[2]) if len(qn.input) > 2 else None
+        info = np.iinfo(qzero.dtype) if qzero is not None else np.iinfo(np.uint8)
+        w = inits[qn.input[0]].astype(np.float64)
+        q = np.clip(np.rint(w / _along(scale, axis, w.ndim)) + _along(zero, axis, w.ndim), info.min, info.max)
+    return (q - _along(zero, axis, q.ndim)) * _along(scale, axis, q.ndim)
+
+
+def _along(v: Any, axis: int, ndim: int) -> Any:
+    """A per-channel vector shaped to broadcast along ``axis`` of an ``ndim`` array (scalars as they are)."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.ndim == 0 or v.size == 1:
+        return v.reshape(())
+    shape = [1] * ndim
+    shape[axis % ndim] = v.size
+    return v.reshape(shape)
+
+
+def _input_means(
+    qdq: Any,
+    layers: list[_Layer],
+    batches: Iterable[Mapping[str, np.ndarray]],
+    disabled_optimizers: tuple[str, ...],
+    threads: int | None,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Each layer input's mean over the images (one feature map each), from one pass of ``qdq``."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(qdq)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    wanted = sorted({layer.data for layer in layers})
+    for i, name in enumerate(wanted):
+        out = name + _SUFFIX
+        if opset >= 18:
+            axes = f"{_SUFFIX}_axes_{i}"
+            model.graph.initializer.append(helper.make_tensor(axes, onnx.TensorProto.INT64, [1], [0]))
+            node = helper.make_node("ReduceMean", [name, axes], [out], keepdims=0)
+        else:
+            node = helper.make_node("ReduceMean", [name], [out], axes=[0], keepdims=0)
+        model.graph.node.append(node)
+        model.graph.output.append(helper.make_empty_tensor_value_info(out))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    with tempfile.TemporaryDirectory(prefix="edgeres-bias-") as tmp:
+        path = Path(tmp) / "augmented.onnx"
+        onnx.save(model, str(path))
+        session = ort.InferenceSession(
+            str(path),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(disabled_optimizers) or None,
+        )
+    input_name = session.get_inputs()[0].name
+    sums: dict[str, np.ndarray] = {}
+    count = 0
+    for batch in batches:
+        x = next(iter(batch.values()))
+        outs = session.run([n + _SUFFIX for n in wanted], {input_name: x})
+        n = len(x)
+        for name, mean in zip(wanted, outs, strict=True):
+            acc = mean.astype(np.float64) * n
+            sums[name] = sums[name] + acc if name in sums else acc
+        count += n
+    if count == 0:
+        raise EdgeresError("bias correction got no calibration images")
+    return {name: s / count for name, s in sums.items()}, count

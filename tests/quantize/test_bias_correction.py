@@ -1,0 +1,255 @@
+"""Bias correction: the shift it removes is the measured mean of the weights' rounding error.
+
+The reference in these tests measures directly what the module computes by linearity: the
+quantized model's actual input to every layer is captured image by image, the layer's float and
+int8 weights are applied to it with torch, and the mean difference per output channel is
+compared with the bias change written into the corrected model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeres.errors import EdgeresError, UsageError
+from tests.quantize.conftest import FragileModel
+
+TARGETS = ("cpu", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Quantized:
+    fp32: Path
+    data: str
+    ranges: dict
+    qdq: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def quantized(fragile_model: FragileModel, tmp_path_factory: pytest.TempPathFactory) -> Quantized:
+    from edgeres.quantize.cache import load_cache
+    from edgeres.quantize.workflow import QuantizeOptions, quantize
+
+    out = tmp_path_factory.mktemp("bias")
+    opts = QuantizeOptions(calib=fragile_model.data, target="all", calib_size=64, progress=False)
+    report = quantize(fragile_model.fp32, out / "m.onnx", opts)
+    ranges, _ = load_cache(report.cache)
+    return Quantized(
+        fragile_model.fp32, fragile_model.data, ranges, {t.target: t.path for t in report.targets}
+    )
+
+
+def _reader(data: str, batch: int = 16):
+    from edgeres.data import BatchReader, open_source
+    from edgeres.metadata import Preprocessing
+
+    source = open_source(data)
+    return BatchReader(source, np.arange(64), Preprocessing(input_size=(32, 32)), "input", batch)
+
+
+def _session(model, target: str):
+    import onnxruntime as ort
+
+    from edgeres.quantize.targets import faithful_to
+
+    return ort.InferenceSession(
+        model.SerializeToString(),
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(faithful_to(target)) or None,
+    )
+
+
+def _captured(path: Path, names: list[str], data: str, target: str) -> dict[str, np.ndarray]:
+    """Every image's value of tensors ``names`` in the model at ``path``."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    for name in names:
+        model.graph.output.append(helper.make_empty_tensor_value_info(name))
+    session = _session(model, target)
+    found: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for batch in _reader(data):
+        values = session.run(names, {session.get_inputs()[0].name: batch["input"]})
+        for name, value in zip(names, values, strict=True):
+            found[name].append(value)
+    return {n: np.concatenate(v).astype(np.float64) for n, v in found.items()}
+
+
+def _direct_shift(layer, x: np.ndarray) -> np.ndarray:
+    """Mean over images and positions of (W_int8 - W) applied to the captured inputs ``x``."""
+    import torch
+    import torch.nn.functional as F
+
+    dw = torch.from_numpy(layer.w_int8 - layer.w_fp32)
+    xt = torch.from_numpy(x)
+    if layer.op == "Conv":
+        top, left, bottom, right = layer.attrs.get("pads", [0, 0, 0, 0])
+        y = F.conv2d(
+            F.pad(xt, [left, right, top, bottom]),
+            dw,
+            stride=layer.attrs.get("strides", [1, 1]),
+            groups=layer.attrs.get("group", 1),
+        )
+        return y.mean(dim=(0, 2, 3)).numpy()
+    return (xt @ (dw.T if layer.attrs.get("transB", 0) else dw)).mean(0).numpy()
+
+
+def _biases(path: Path) -> dict[str, np.ndarray]:
+    import onnx
+
+    from edgeres.quantize.bias_correction import _Constants
+
+    graph = onnx.load(str(path)).graph
+    constants = _Constants(graph)
+    return {
+        n.name: constants.value(n.input[2]).astype(np.float64)
+        for n in graph.node
+        if n.op_type in ("Conv", "Gemm") and len(n.input) > 2
+    }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_bias_change_is_the_measured_mean_of_the_weight_error(
+    quantized: Quantized, target: str, tmp_path: Path
+) -> None:
+    import onnx
+
+    from edgeres.quantize.bias_correction import _quantized_layers, correct_biases
+    from edgeres.quantize.targets import faithful_to
+
+    qdq = quantized.qdq[target]
+    out = tmp_path / "corrected.onnx"
+    done = correct_biases(
+        quantized.fp32, qdq, _reader(quantized.data), out, disabled_optimizers=faithful_to(target)
+    )
+    layers = _quantized_layers(onnx.load(str(quantized.fp32)), onnx.load(str(qdq)))
+    assert len(layers) == len(done.layers) == 20  # resnet20: 19 convs and the classifier
+    assert done.num_images == 64
+    inputs = _captured(qdq, sorted({layer.data for layer in layers}), quantized.data, target)
+    before, after = _biases(quantized.fp32), _biases(out)
+    for layer, record in zip(layers, done.layers, strict=True):
+        shift = _direct_shift(layer, inputs[layer.data])
+        change = before[layer.node] - after[layer.node]
+        # biases are stored as float32: the change is exact to a few ulps of the bias
+        ulps = 4 * np.finfo(np.float32).eps * max(1.0, float(np.abs(before[layer.node]).max()))
+        np.testing.assert_allclose(change, shift, rtol=1e-4, atol=ulps)
+        assert record.node == layer.node
+        assert record.mean_abs == pytest.approx(np.abs(shift).mean(), rel=1e-4)
+        assert record.max_abs == pytest.approx(np.abs(shift).max(), rel=1e-4)
+    assert max(r.max_abs for r in done.layers) > 1e-3  # the test model's rounding does shift means
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_written_int8_model_carries_the_correction(
+    quantized: Quantized, target: str, tmp_path: Path
+) -> None:
+    """In the first conv (whose input no correction changes), int8 output means match float weights'."""
+    import onnx
+
+    from edgeres.quantize.bias_correction import _quantized_layers, write_bias_corrected
+
+    out = tmp_path / f"m.{target}.onnx"
+    qdq, done = write_bias_corrected(
+        quantized.fp32, quantized.ranges, target, out, _reader(quantized.data), calibration={"method": "x"}
+    )
+    assert qdq.path == out and done.layers
+    meta = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["edgeres.quantization"])
+    assert meta["calibration"] == {"method": "x", "bias_correction": {"layers": 20, "images": 64}}
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # the temporary folder is gone
+
+    def first_conv_gap(path: Path) -> np.ndarray:
+        layers = _quantized_layers(onnx.load(str(quantized.fp32)), onnx.load(str(path)))
+        first = layers[0]
+        node = next(n for n in onnx.load(str(path)).graph.node if n.name == first.node)
+        got = _captured(path, [first.data, node.output[0]], quantized.data, target)
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(got[first.data])
+        top, left, bottom, right = first.attrs.get("pads", [0, 0, 0, 0])
+        ref = F.conv2d(F.pad(x, [left, right, top, bottom]), torch.from_numpy(first.w_fp32)).mean((0, 2, 3))
+        bias = _biases(quantized.fp32)[first.node]
+        return got[node.output[0]].mean(axis=(0, 2, 3)) - (ref.numpy() + bias)
+
+    plain, corrected = first_conv_gap(quantized.qdq[target]), first_conv_gap(out)
+    assert np.abs(corrected).max() < 0.05 * np.abs(plain).max()
+
+
+def test_each_layer_gets_a_bias_of_its_own_and_nothing_unused_is_left(
+    quantized: Quantized, tmp_path: Path
+) -> None:
+    """Exporters share equal biases between layers (through Identity nodes); corrections differ."""
+    import onnx
+
+    from edgeres.quantize.bias_correction import correct_biases
+
+    out = tmp_path / "corrected.onnx"
+    correct_biases(quantized.fp32, quantized.qdq["cpu"], _reader(quantized.data), out)
+    graph = onnx.load(str(out)).graph
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    biases = [n.input[2] for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    assert len(set(biases)) == len(biases) == 20
+    used = {i for n in graph.node for i in n.input}
+    assert {t.name for t in graph.initializer} <= used
+    assert not [n for n in graph.node if n.op_type == "Identity" and n.output[0] not in used]
+
+
+def test_a_model_without_int8_weights_is_refused(quantized: Quantized, tmp_path: Path) -> None:
+    from edgeres.quantize.bias_correction import correct_biases
+
+    with pytest.raises(EdgeresError, match="no quantized Conv or Gemm"):
+        correct_biases(quantized.fp32, quantized.fp32, _reader(quantized.data), tmp_path / "x.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_interrupted_correction_leaves_nothing_behind(quantized: Quantized, tmp_path: Path) -> None:
+    from edgeres.quantize.bias_correction import write_bias_corrected
+
+    def interrupted():
+        yield from (b for i, b in enumerate(_reader(quantized.data)) if i < 2)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "m.onnx"
+    with pytest.raises(KeyboardInterrupt):
+        write_bias_corrected(quantized.fp32, quantized.ranges, "cpu", out, interrupted())
+    assert not list(tmp_path.iterdir())
+
+
+def test_bias_correction_needs_calibration_images(quantized: Quantized, tmp_path: Path) -> None:
+    from edgeres.quantize.workflow import QuantizeOptions
+
+    cache = tmp_path / "c.json"
+    cache.write_text("{}")
+    with pytest.raises(
+        UsageError, match="bias correction runs the model on calibration images: give --calib"
+    ):
+        QuantizeOptions(calib_cache=cache, bias_correction=True)
+
+
+def test_quantize_cli_records_what_bias_correction_did(quantized: Quantized, tmp_path: Path, run_cli) -> None:
+    from edgeres.records import read_quantize
+
+    out, js = tmp_path / "m.onnx", tmp_path / "q.json"
+    args = ["quantize", str(quantized.fp32), "--calib", quantized.data, "--calib-size", "64", "-o", str(out)]
+    r = run_cli(*args, "--target", "cpu", "--bias-correction", "--json", str(js), "--no-progress")
+    assert r.code == 0, r.err
+    assert "bias correction (cpu): 20 layers on 64 images, mean |shift| " in r.out
+    record = read_quantize(js)
+    bc = record.targets[0].bias_correction
+    assert bc is not None and (bc.layers, bc.images, len(bc.per_layer)) == (20, 64, 20)
+    assert json.loads(js.read_text())["targets"][0]["bias_correction"]["layers"] == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.calib.json", "m.onnx", "q.json"]
+
+    plain, plain_js = tmp_path / "plain.onnx", tmp_path / "plain.json"
+    cache = str(tmp_path / "m.calib.json")
+    r = run_cli(
+        "quantize", str(quantized.fp32), "--calib-cache", cache, "-o", str(plain), "--json", str(plain_js)
+    )
+    assert r.code == 0, r.err
+    assert "bias correction" not in r.out
+    assert read_quantize(plain_js).targets[0].bias_correction is None
