@@ -55,6 +55,12 @@ def _pct(x: float | None) -> str:
     "--max-drop", type=float, help="Keep the most sensitive layers in float until top-1 drops at most this."
 )
 @click.option(
+    "--exclude",
+    multiple=True,
+    metavar="NODE",
+    help="Keep this node in float (a name or a glob such as '/layer1.*'); repeatable.",
+)
+@click.option(
     "--bias-correction/--no-bias-correction",
     default=False,
     show_default=True,
@@ -79,6 +85,7 @@ def quantize_cmd(
     eval_data: str | None,
     eval_size: int | None,
     max_drop: float | None,
+    exclude: tuple[str, ...],
     bias_correction: bool,
     seed: int,
     threads: int | None,
@@ -104,6 +111,7 @@ def quantize_cmd(
       edgeres quantize resnet56.onnx --calib-cache resnet56.int8.calib.json --target all
       edgeres quantize r20.pt --calib data/ --eval data/ --method auto --max-drop 0.5
       edgeres quantize r20.onnx --calib data/ --eval data/ --bias-correction
+      edgeres quantize r20.onnx --calib data/ --exclude /conv1/Conv --exclude '/fc/*'
     """
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.targets import target_choice
@@ -144,6 +152,7 @@ def quantize_cmd(
         progress=not no_progress,
         ignore_unknown_classes=ignore_unknown_classes,
         bias_correction=bias_correction,
+        exclude=tuple(exclude),
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
     source = "reused" if report.reused_cache else "wrote"

@@ -121,29 +121,37 @@ def weighted_nodes(fp32: Path) -> list[str]:
 
 
 def keep_sensitive_in_float(
-    fp32: Path, ranges: Ranges, target: Target, selection: Selection, meta: ModelMeta, opts: TuningOptions
+    fp32: Path,
+    ranges: Ranges,
+    target: Target,
+    selection: Selection,
+    meta: ModelMeta,
+    opts: TuningOptions,
+    *,
+    fixed: tuple[str, ...] = (),
 ) -> tuple[tuple[str, ...], dict[str, float]]:
     """The fewest most sensitive weighted layers to keep in float so the drop fits ``opts.max_drop``.
 
-    Sensitivity of a layer is the agreement gained by keeping only it in float;
-    layers are then kept in float greedily, most sensitive first. Returns the layers
-    kept and the sensitivity of every layer (empty when the drop fitted at once).
+    Sensitivity of a layer is the agreement gained by keeping only it in float (besides the
+    ``fixed`` layers, which stay float throughout); layers are then kept in float greedily, most
+    sensitive first. Returns the layers kept (``fixed`` not included) and the sensitivity of
+    every other layer (empty when the drop fitted at once).
     """
     assert opts.max_drop is not None
     tuner = _Tuner(fp32, selection, meta, opts)
     try:
-        agree, drop = tuner.score(fp32, ranges, target)
+        agree, drop = tuner.score(fp32, ranges, target, fixed)
         log.info("all layers int8: agreement %.2f%%, top-1 drop %.2f points", 100 * agree, drop)
         if drop <= opts.max_drop:
             return (), {}
         gains: dict[str, float] = {}
-        nodes = weighted_nodes(fp32)
+        nodes = [n for n in weighted_nodes(fp32) if n not in fixed]
         for node in _progress(nodes, opts.progress, "layer sensitivity"):
-            gains[node] = tuner.score(fp32, ranges, target, (node,))[0] - agree
+            gains[node] = tuner.score(fp32, ranges, target, (*fixed, node))[0] - agree
         kept: list[str] = []
         for node in sorted(nodes, key=lambda n: -gains[n]):
             kept.append(node)
-            agree, drop = tuner.score(fp32, ranges, target, tuple(kept))
+            agree, drop = tuner.score(fp32, ranges, target, (*fixed, *kept))
             log.info("float: %s -> agreement %.2f%%, drop %.2f points", ", ".join(kept), 100 * agree, drop)
             if drop <= opts.max_drop:
                 break

@@ -74,6 +74,8 @@ class QuantizeOptions:
     #: Remove the mean output shift of each layer's int8 weights from its bias (one more pass over
     #: the calibration images per target; see :mod:`edgeres.quantize.bias_correction`).
     bias_correction: bool = False
+    #: Node names or fnmatch patterns of layers to keep in float (``--exclude``).
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         d = self.max_drop
@@ -271,8 +273,10 @@ def write_targets(
     opts: QuantizeOptions,
 ) -> tuple[TargetReport, ...]:
     """One Q/DQ model per target from one calibration; ``--max-drop`` keeps sensitive layers float."""
+    from edgeres.quantize.exclude import resolve_excludes
     from edgeres.quantize.qdq import write_qdq
 
+    manual = resolve_excludes(fp32, opts.exclude)
     reports = []
     for target, path in outputs.items():
         recorded = {
@@ -280,14 +284,15 @@ def write_targets(
             "images": calibration.num_images,
             "cache": calibration.cache.name,
         }
-        exclude: tuple[str, ...] = ()
+        exclude = manual
         sensitivity: dict[str, float] = {}
         if opts.max_drop is not None and selection is not None:
             from edgeres.quantize.tuning import keep_sensitive_in_float
 
-            exclude, sensitivity = keep_sensitive_in_float(
-                fp32, calibration.ranges, target, selection, meta, tuning_options(opts)
+            tuned, sensitivity = keep_sensitive_in_float(
+                fp32, calibration.ranges, target, selection, meta, tuning_options(opts), fixed=manual
             )
+            exclude = manual + tuned
         corrected = None
         if opts.bias_correction and selection is not None:
             qdq, corrected = _bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts)
@@ -376,6 +381,10 @@ def quantize(
     fp32 = _fp32_onnx(loaded, out_dir, Path(model).stem)  # after the data checks: nothing written on bad data
     base = Path(output) if output else default_output(model)
     cache = opts.calib_cache or base.with_name(base.name.removesuffix(".onnx") + ".calib.json")
+    if opts.exclude:  # a typo must fail before calibration, not after it
+        from edgeres.quantize.exclude import resolve_excludes
+
+        resolve_excludes(fp32, opts.exclude)
     calibration = calibrate(fp32, meta, selection, cache, opts, targets[0])
     report = QuantizeReport(
         fp32,
@@ -389,40 +398,7 @@ def quantize(
         method_scores=calibration.method_scores,
     )
     if selection is not None and selection.eval_source is not None:
-        report = _evaluate_all(report, selection, meta, opts)
+        from edgeres.quantize.accuracy import evaluate_targets
+
+        report = evaluate_targets(report, selection, meta, opts)
     return report
-
-
-def _evaluate_all(
-    report: QuantizeReport, selection: Selection, meta: ModelMeta, opts: QuantizeOptions
-) -> QuantizeReport:
-    from dataclasses import replace
-
-    from edgeres.data import align_labels
-    from edgeres.evaluate import agreement, evaluate
-    from edgeres.runners import OnnxRuntimeRunner
-
-    source = selection.eval_source
-    assert source is not None
-    classes = align_labels(
-        source, meta.class_names, meta.num_classes, ignore_unknown=opts.ignore_unknown_classes
-    )
-
-    def run(path: Path, target: str = "fp32") -> Any:
-        runner = OnnxRuntimeRunner(path, threads=opts.threads, disabled_optimizers=faithful_to(target))
-        pre = meta.preprocessing
-        return evaluate(runner, source, selection.eval_indices, pre, progress=opts.progress, classes=classes)
-
-    base = run(report.fp32_onnx)
-    targets = []
-    for t in report.targets:
-        r = run(t.path, t.target)
-        drop = None if base.top1 is None or r.top1 is None else 100 * (base.top1 - r.top1)
-        targets.append(
-            replace(
-                t, top1=r.top1, top5=r.top5, agreement=agreement(base, r), drop=drop, per_class=r.per_class
-            )
-        )
-    return replace(
-        report, targets=tuple(targets), fp32_top1=base.top1, fp32_top5=base.top5, eval_images=base.num_images
-    )
