@@ -119,3 +119,29 @@ def test_bench_several_models_ratio_to_fp32(run_cli, onnx_model: Path, tmp_path:
     assert lines[3] == "vs fp32: median latency over copy.onnx's at the same batch (below 1: faster)"
     single = run_cli("bench", str(onnx_model), "--iters", "2", "--warmup-ms", "0", "--duration", "0")
     assert "vs fp32" not in single.out
+
+
+def test_bench_prints_caveats_and_marks_their_ratios(run_cli, tmp_path: Path, monkeypatch) -> None:
+    import edgeres.bench
+    from edgeres.bench import BenchResult
+    from edgeres.bench.compare import TENSORRT_LAYOUT_ON_CPU
+
+    def row(model: str, precision: str, caveat: str | None) -> BenchResult:
+        return BenchResult.measured(
+            model=model, backend="onnxruntime", device="cpu", precision=precision, batch=1, threads=1,
+            times_ms=[2.0, 2.0], caveat=caveat,
+        )  # fmt: skip
+
+    rows = {
+        "m.onnx": [row("m.onnx", "fp32", None)],
+        "q.onnx": [row("q.onnx", "int8", TENSORRT_LAYOUT_ON_CPU)],
+        "r.onnx": [row("r.onnx", "int8", None)],
+    }
+    monkeypatch.setattr(edgeres.bench, "benchmark", lambda model, settings: rows[Path(model).name])
+    r = run_cli("bench", str(tmp_path / "m.onnx"), str(tmp_path / "q.onnx"))
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert "1.00x*" in lines[2] and "1.00x*" not in lines[1]
+    assert lines[-1] == f"caveat: q.onnx: {TENSORRT_LAYOUT_ON_CPU} (* in vs fp32)"
+    only = run_cli("bench", str(tmp_path / "q.onnx"), str(tmp_path / "r.onnx"))
+    assert "vs fp32: no fp32 model among these, no ratios" in only.out

@@ -143,7 +143,7 @@ def bench_cmd(
         if r.ok and r.noisy:
             click.echo(
                 f"warning: {r.model} at batch {r.batch} is too noisy to trust (cv {r.cv:.0%} > 10%); "
-                "rerun on a quiet machine with fixed --threads, or use more --iters",
+                "rerun on a quiet machine with fixed --threads, or time longer (--duration)",
                 err=True,
             )
     if json_out:
