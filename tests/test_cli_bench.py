@@ -25,11 +25,14 @@ def test_bench_prints_the_table_and_writes_json(run_cli, onnx_model: Path, tmp_p
     out = tmp_path / "bench.json"
     missing = tmp_path / "missing.onnx"
     r = run_cli("bench", str(onnx_model), str(missing), "--batch", "1,2", "--warmup", "1", "--iters", "3",
-                "--threads", "1", "--json", str(out))  # fmt: skip
+                "--warmup-ms", "0", "--duration", "0", "--threads", "1", "--json", str(out))  # fmt: skip
     assert r.code == 1, r.err  # a failed row fails the command; the others are still shown
     assert r.err.strip().splitlines()[-1].startswith("error: 2 of 4 rows failed")
     lines = r.out.splitlines()
-    assert lines[0].split()[:7] == ["model", "backend", "device", "prec", "batch", "iters", "mean"]
+    assert lines[0].split()[:12] == [
+        "model", "backend", "device", "prec", "batch", "iters",
+        "median", "ms", "p99", "ms", "ms/img", "img/s",
+    ]  # fmt: skip
     assert lines[1].split()[:6] == ["resnet20.onnx", "onnxruntime", "cpu", "fp32", "1", "3"]
     assert lines[2].split()[:6] == ["resnet20.onnx", "onnxruntime", "cpu", "fp32", "2", "3"]
     assert lines[3].startswith("missing.onnx") and "error: model file" in lines[3]
@@ -39,6 +42,8 @@ def test_bench_prints_the_table_and_writes_json(run_cli, onnx_model: Path, tmp_p
     assert data["environment"]["threads"] == 1 and data["environment"]["cpu_count"] >= 1
     assert "libraries" in data["environment"] and "onnxruntime_providers" in data["environment"]
     assert data["settings"]["batches"] == [1, 2] and data["settings"]["iters"] == 3
+    assert data["settings"]["duration"] is None and data["settings"]["warmup_ms"] == 0
+    assert data["settings"]["streams"] == 1
     assert [(x["batch"], x["error"] is None) for x in data["results"]] == [
         (1, True),
         (2, True),
@@ -60,7 +65,9 @@ def test_bench_fails_when_nothing_ran(run_cli, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--iters", "0"], "error: --iters must be at least 1, got 0"),
-        (["--iters", "5", "--duration", "2"], "error: give either --iters or --duration, not both"),
+        (["--duration", "-1"], "error: --duration must be 0 or more seconds, got -1.0"),
+        (["--streams", "0"], "error: --streams must be at least 1, got 0"),
+        (["--warmup-ms", "-5"], "error: --warmup-ms must be 0 or more, got -5.0"),
         (
             ["--batch", "1,x"],
             "error: --batch takes positive integers separated by commas, like 1,8,32; got '1,x'",
@@ -79,3 +86,62 @@ def test_bench_usage_errors(run_cli, onnx_model: Path, args: list[str], message:
 def test_bench_help_has_examples(run_cli) -> None:
     r = run_cli("bench", "--help")
     assert r.code == 0 and "Examples:" in r.out and "edgeres bench resnet20.onnx" in r.out
+
+
+def test_bench_defaults_time_like_trtexec(run_cli, onnx_model: Path, tmp_path: Path, monkeypatch) -> None:
+    """200 ms of warm-up and at least 3 s of timing, with the iteration counts as floors."""
+    import edgeres.bench
+
+    seen = []
+
+    def fake(model: str, settings: object) -> list[object]:
+        seen.append(settings)
+        return []
+
+    monkeypatch.setattr(edgeres.bench, "benchmark", fake)
+    run_cli("bench", str(onnx_model))
+    (s,) = seen
+    assert (s.warmup, s.warmup_ms, s.iters, s.duration, s.streams) == (10, 200.0, 100, 3.0, 1)
+
+
+def test_bench_several_models_ratio_to_fp32(run_cli, onnx_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(onnx_model, copy)
+    r = run_cli("bench", str(copy), str(onnx_model), "--warmup", "1", "--iters", "3", "--warmup-ms", "0",
+                "--duration", "0", "--threads", "1")  # fmt: skip
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert "vs fp32" in lines[0]
+    column = lines[0].split().index("vs") - 2  # "median ms" and "p99 ms" are two words each
+    assert lines[1].split()[column] == "1.00x" and lines[2].split()[column].endswith("x")
+    assert lines[3] == "vs fp32: median latency over copy.onnx's at the same batch (below 1: faster)"
+    single = run_cli("bench", str(onnx_model), "--iters", "2", "--warmup-ms", "0", "--duration", "0")
+    assert "vs fp32" not in single.out
+
+
+def test_bench_prints_caveats_and_marks_their_ratios(run_cli, tmp_path: Path, monkeypatch) -> None:
+    import edgeres.bench
+    from edgeres.bench import BenchResult
+    from edgeres.bench.compare import TENSORRT_LAYOUT_ON_CPU
+
+    def row(model: str, precision: str, caveat: str | None) -> BenchResult:
+        return BenchResult.measured(
+            model=model, backend="onnxruntime", device="cpu", precision=precision, batch=1, threads=1,
+            times_ms=[2.0, 2.0], caveat=caveat,
+        )  # fmt: skip
+
+    rows = {
+        "m.onnx": [row("m.onnx", "fp32", None)],
+        "q.onnx": [row("q.onnx", "int8", TENSORRT_LAYOUT_ON_CPU)],
+        "r.onnx": [row("r.onnx", "int8", None)],
+    }
+    monkeypatch.setattr(edgeres.bench, "benchmark", lambda model, settings: rows[Path(model).name])
+    r = run_cli("bench", str(tmp_path / "m.onnx"), str(tmp_path / "q.onnx"))
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert "1.00x*" in lines[2] and "1.00x*" not in lines[1]
+    assert lines[-1] == f"caveat: q.onnx: {TENSORRT_LAYOUT_ON_CPU} (* in vs fp32)"
+    only = run_cli("bench", str(tmp_path / "q.onnx"), str(tmp_path / "r.onnx"))
+    assert "vs fp32: no fp32 model among these, no ratios" in only.out

@@ -1,6 +1,8 @@
 """Measure a model's latency on this machine, batch size by batch size.
 
-Each timed iteration is one :meth:`Runner.infer` call between two
+Models and batch sizes are timed one at a time, each runner closed before the next is made,
+so no idle session (ONNX Runtime's intra-op threads spin after each run) competes with the
+one being timed. Each timed iteration is one :meth:`Runner.infer` call between two
 ``time.perf_counter()`` readings: host array in, host logits out ("end-to-end",
 copies included). A runner with ``compute_ms`` (TensorRT) also reports the GPU time
 of the engine alone, measured with CUDA events. A model that fails to load, or a
@@ -10,10 +12,9 @@ are still measured.
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,23 +25,33 @@ from edgeres.bench.results import BenchResult
 from edgeres.errors import EdgeresError, UsageError, first_line
 from edgeres.runners import registry
 
-__all__ = ["BenchSettings", "benchmark"]
+__all__ = ["DEFAULT_DURATION_S", "DEFAULT_WARMUP_MS", "BenchSettings", "benchmark", "stream_threads"]
+
+#: bench's defaults, trtexec's: 200 ms of warm-up, then at least 3 s of timing.
+DEFAULT_WARMUP_MS = 200.0
+DEFAULT_DURATION_S = 3.0
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """What to measure: batch sizes, warm-up, and either a number of iterations or a duration.
+    """What to measure: batch sizes, warm-up, and how long to time.
 
-    ``iters`` and ``duration`` (seconds) are exclusive; give ``iters=None`` to time by duration.
-    ``precision`` (fp32/fp16) applies to the torch backend on CUDA.
+    Warm-up lasts at least ``warmup`` runs and ``warmup_ms`` milliseconds; timing lasts at
+    least ``iters`` runs and ``duration`` seconds (None: no minimum; one of them is needed).
+    The command line's defaults are time-based (:data:`DEFAULT_WARMUP_MS`,
+    :data:`DEFAULT_DURATION_S`). ``streams`` > 1 is throughput mode: that many runners, each
+    in its own thread with its share of ``threads``, timed together. ``precision``
+    (fp32/fp16) applies to the torch backend on CUDA.
     """
 
     batches: tuple[int, ...] = (1,)
     warmup: int = 10
     iters: int | None = 100
     duration: float | None = None
+    warmup_ms: float = 0.0
+    streams: int = 1
     threads: int | None = None
     backend: str = "auto"
     device: str = "cpu"
@@ -54,14 +65,16 @@ class BenchSettings:
                 raise UsageError(f"batch sizes must be positive integers, got {b!r}")
         if self.warmup < 0:
             raise UsageError(f"--warmup must be 0 or more, got {self.warmup}")
-        if self.iters is not None and self.duration is not None:
-            raise UsageError("give either --iters or --duration, not both")
         if self.iters is None and self.duration is None:
             raise UsageError("give --iters N or --duration SECONDS")
         if self.iters is not None and self.iters < 1:
             raise UsageError(f"--iters must be at least 1, got {self.iters}")
         if self.duration is not None and not self.duration > 0:
             raise UsageError(f"--duration must be a positive number of seconds, got {self.duration}")
+        if not self.warmup_ms >= 0:
+            raise UsageError(f"--warmup-ms must be 0 or more, got {self.warmup_ms}")
+        if isinstance(self.streams, bool) or not isinstance(self.streams, int) or self.streams < 1:
+            raise UsageError(f"--streams must be at least 1, got {self.streams}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be at least 1, got {self.threads}")
         registry.check_choice(self.backend)
@@ -153,23 +166,34 @@ def _input_shape(runner: Any, batch: int, input_size: tuple[int, int] | None) ->
 def _measure_batch(
     name: str, source: Any, input_size: tuple[int, int] | None, settings: BenchSettings, batch: int
 ) -> BenchResult:
+    from edgeres.bench.compare import caveat_for
+    from edgeres.bench.timing import time_runner, time_streams
     from edgeres.runners import make_runner
 
     backend = _guess_backend(Path(source) if isinstance(source, (str, os.PathLike)) else Path(""), settings)
     try:
-        runner = make_runner(
-            source,
-            settings.backend,
-            device=settings.device,
-            threads=settings.threads,
-            precision=settings.precision,
-        )
+        threads = stream_threads(settings.threads, settings.streams)
+        runners = [
+            make_runner(
+                source,
+                settings.backend,
+                device=settings.device,
+                threads=threads,
+                precision=settings.precision,
+            )
+            for _ in range(settings.streams)
+        ]
+        runner = runners[0]
         backend = runner.name
-        with runner:
+        with contextlib.ExitStack() as stack:
+            for r in runners:
+                stack.enter_context(r)
             x = np.random.default_rng(0).standard_normal(
                 _input_shape(runner, batch, input_size), dtype=np.float32
             )
-            times, compute = _time(runner, x, settings)
+            timed = (
+                time_runner(runner, x, settings) if len(runners) == 1 else time_streams(runners, x, settings)
+            )
             return BenchResult.measured(
                 model=name,
                 backend=runner.name,
@@ -177,39 +201,19 @@ def _measure_batch(
                 precision=runner.precision,
                 batch=batch,
                 threads=settings.threads,
-                times_ms=times,
-                compute_ms=compute,
+                times_ms=timed.times_ms,
+                compute_ms=timed.compute_ms,
+                streams=settings.streams,
+                wall_s=timed.wall_s,
+                caveat=caveat_for(source, runner.name, runner.device, runner.precision),
             )
     except Exception as exc:  # one failing batch or backend must not abort the rest of the benchmark
         log.debug("benchmark of %s at batch %d failed", name, batch, exc_info=True)
         return _failed(name, backend, settings, batch, exc)
 
 
-def _time(runner: Any, x: np.ndarray, settings: BenchSettings) -> tuple[list[float], list[float] | None]:
-    """Warm up, then time each infer call; the garbage collector is paused while timing."""
-    for _ in range(settings.warmup):
-        runner.infer(x)
-    times: list[float] = []
-    compute: list[float] = []
-    has_compute = hasattr(runner, "compute_ms")
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        deadline = None if settings.duration is None else time.perf_counter() + settings.duration
-        while True:
-            start = time.perf_counter()
-            runner.infer(x)
-            end = time.perf_counter()
-            times.append((end - start) * 1000.0)
-            if has_compute and runner.compute_ms is not None:
-                compute.append(float(runner.compute_ms))
-            if deadline is None:
-                if settings.iters is not None and len(times) >= settings.iters:
-                    break
-            elif end >= deadline:
-                break
-    finally:
-        if was_enabled:
-            gc.enable()
-    return times, compute if has_compute and len(compute) == len(times) else None
+def stream_threads(threads: int | None, streams: int) -> int | None:
+    """Each stream's CPU threads: the total (``threads``, else every core) split between them."""
+    if streams == 1:
+        return threads
+    return max(1, (threads or os.cpu_count() or 1) // streams)

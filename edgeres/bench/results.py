@@ -62,7 +62,11 @@ class BenchResult:
     """One model at one batch size: its latency (host-to-host), or why it could not run.
 
     ``compute_*`` is the GPU time of the engine alone (TensorRT), None elsewhere.
-    ``throughput`` is images per second: ``batch / mean seconds``.
+    ``throughput`` is the images timed over the seconds spent timing them: ``batch / mean
+    seconds`` with one stream, the aggregate of all streams with several. ``images_per_s``
+    is the headline: ``batch / median seconds`` with one stream, ``throughput`` with several;
+    ``ms_per_image`` is ``1000 / images_per_s``. ``streams`` is the number of requests in
+    flight (1: latency mode). ``caveat`` says why a figure means little (e.g. FP16 on a CPU).
     """
 
     model: str
@@ -89,6 +93,10 @@ class BenchResult:
     compute_min_ms: float | None = None
     compute_max_ms: float | None = None
     error: str | None = None
+    streams: int = 1
+    ms_per_image: float | None = None
+    images_per_s: float | None = None
+    caveat: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -107,9 +115,19 @@ class BenchResult:
         times_ms: Sequence[float],
         compute_ms: Sequence[float] | None = None,
         noisy_cv: float = NOISY_CV,
+        streams: int = 1,
+        wall_s: float | None = None,
+        caveat: str | None = None,
     ) -> BenchResult:
+        """``wall_s``: the seconds all streams were timed over (needed with several streams)."""
         s = summarize(times_ms)
         c = summarize(compute_ms) if compute_ms else None
+        if streams > 1 and wall_s:
+            throughput: float | None = batch * s.count / wall_s
+            headline = throughput
+        else:
+            throughput = batch / (s.mean / 1000.0) if s.mean > 0 else None
+            headline = batch / (s.median / 1000.0) if s.median > 0 else None
         return cls(
             model=model,
             backend=backend,
@@ -126,7 +144,7 @@ class BenchResult:
             min_ms=s.min,
             max_ms=s.max,
             std_ms=s.std,
-            throughput=batch / (s.mean / 1000.0) if s.mean > 0 else None,
+            throughput=throughput,
             cv=s.cv,
             noisy=s.cv > noisy_cv,
             compute_mean_ms=c.mean if c else None,
@@ -134,6 +152,10 @@ class BenchResult:
             compute_p99_ms=c.p99 if c else None,
             compute_min_ms=c.min if c else None,
             compute_max_ms=c.max if c else None,
+            streams=streams,
+            images_per_s=headline,
+            ms_per_image=1000.0 / headline if headline else None,
+            caveat=caveat,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,32 +166,40 @@ def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}" if x < 10 else f"{x:.2f}" if x < 1000 else f"{x:.0f}"
 
 
-def format_table(results: Sequence[BenchResult]) -> str:
-    """A fixed-width table, one row per model and batch; a failed row shows its error."""
+def format_table(results: Sequence[BenchResult], ratios: Sequence[float | None] | None = None) -> str:
+    """A fixed-width table, one row per model and batch; a failed row shows its error.
+
+    The headline is the median latency per call with p99 beside it, then ms per image and
+    images per second at that batch. ``ratios`` (one per row, see
+    :func:`edgeres.bench.compare.ratios_to_fp32`) adds a ``vs fp32`` column.
+    """
     if not results:
         return "no results"
-    compute = any(r.compute_mean_ms is not None for r in results)
-    head = ["model", "backend", "device", "prec", "batch", "iters", "mean ms", "median", "p90", "p95",
-            "p99", "min", "max", "img/s", "cv"]  # fmt: skip
-    if compute:
-        head.append("gpu ms")
+    compute = any(r.compute_median_ms is not None for r in results)
+    streams = any(r.streams > 1 for r in results)
+    head = ["model", "backend", "device", "prec", "batch"]
+    head += ["streams"] if streams else []
+    head += ["iters", "median ms", "p99 ms", "ms/img", "img/s"]
+    head += ["vs fp32"] if ratios is not None else []
+    head += ["cv"] + (["gpu ms"] if compute else [])
     rows: list[list[str]] = []
     errors: dict[int, str] = {}
     for i, r in enumerate(results):
-        row = [r.model, r.backend, r.device, r.precision, str(r.batch)]
+        row = [r.model, r.backend, r.device, r.precision, str(r.batch)] + (
+            [str(r.streams)] if streams else []
+        )
         if r.error is not None:
             errors[i] = r.error
             rows.append(row)
             continue
-        row += [str(r.iterations)] + [
-            _ms(v) for v in (r.mean_ms, r.median_ms, r.p90_ms, r.p95_ms, r.p99_ms, r.min_ms, r.max_ms)
-        ]
-        row += [
-            "-" if r.throughput is None else f"{r.throughput:.1f}",
-            "-" if r.cv is None else f"{r.cv:.1%}",
-        ]
+        row += [str(r.iterations), _ms(r.median_ms), _ms(r.p99_ms), _ms(r.ms_per_image)]
+        row.append("-" if r.images_per_s is None else f"{r.images_per_s:.1f}")
+        if ratios is not None:
+            ratio = ratios[i]
+            row.append("-" if ratio is None else f"{ratio:.2f}x" + ("*" if r.caveat else ""))
+        row.append("-" if r.cv is None else f"{r.cv:.1%}")
         if compute:
-            row.append(_ms(r.compute_mean_ms))
+            row.append(_ms(r.compute_median_ms))
         rows.append(row)
     widths = [max([len(head[j])] + [len(row[j]) for row in rows if j < len(row)]) for j in range(len(head))]
 

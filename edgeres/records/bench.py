@@ -4,6 +4,9 @@
 "noisy_cv", "results": [...]}``: where it ran (``edgeres info`` as data, plus the
 threads), how, the coefficient of variation above which a row is noisy, and one row per
 model and batch size (a :class:`~edgeres.bench.BenchResult`).
+
+Fields added to the rows since schema 1 was first written (``streams``, ``images_per_s``,
+``ms_per_image``, ``caveat``) are read with their defaults from older files.
 """
 
 from __future__ import annotations
@@ -103,10 +106,18 @@ _ROW_FIELDS = {
 }
 
 
+#: Row fields added after the first files were written: optional even in a strict read.
+_ADDED = ("streams", "ms_per_image", "images_per_s", "caveat")
+
+
 def _row(f: Fields) -> BenchResult:
-    return BenchResult(
-        **{x.name: _ROW_FIELDS[str(x.type)](f, x.name) for x in dataclasses.fields(BenchResult)}
-    )
+    lax = Fields(f.data, f.where, strict=False)
+    row = {
+        x.name: _ROW_FIELDS[str(x.type)](lax if x.name in _ADDED else f, x.name)
+        for x in dataclasses.fields(BenchResult)
+    }
+    row["streams"] = row["streams"] or 1
+    return BenchResult(**row)
 
 
 @dataclass(frozen=True)

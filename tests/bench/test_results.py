@@ -77,3 +77,61 @@ def test_json_records_the_environment() -> None:
     assert env["threads"] == 1 and env["cpu_model"] and "onnxruntime" in env["libraries"]
     assert report["settings"] == {"warmup": 1}
     assert report["results"][0]["model"] == "a.onnx" and report["results"][0]["error"] is None
+
+
+def test_table_headlines_median_and_p99_with_ms_per_image_and_img_s_per_batch() -> None:
+    rows = [
+        BenchResult.measured(
+            model="m.onnx",
+            backend="onnxruntime",
+            device="cpu",
+            precision="fp32",
+            batch=b,
+            threads=1,
+            times_ms=t,
+        )
+        for b, t in ((1, [1.0, 1.0, 1.0, 7.0]), (8, [4.0, 4.0, 4.0, 4.0]))
+    ]
+    assert rows[0].images_per_s == pytest.approx(1000.0)  # batch / median, not batch / mean (400)
+    assert rows[0].throughput == pytest.approx(400.0) and rows[0].ms_per_image == pytest.approx(1.0)
+    assert rows[1].images_per_s == pytest.approx(2000.0) and rows[1].ms_per_image == pytest.approx(0.5)
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == [
+        "model", "backend", "device", "prec", "batch", "iters", "median", "ms", "p99", "ms", "ms/img",
+        "img/s", "cv",
+    ]  # fmt: skip
+    p99 = float(np.percentile([1.0, 1.0, 1.0, 7.0], 99))
+    assert lines[1].split()[5:10] == ["4", "1.000", f"{p99:.3f}", "1.000", "1000.0"]
+    assert lines[2].split()[4:10] == ["8", "4", "4.000", "4.000", "0.500", "2000.0"]
+    with_ratio = format_table(rows, [1.0, 0.5]).splitlines()
+    assert "vs fp32" in with_ratio[0] and with_ratio[1].split()[10] == "1.00x"
+    assert with_ratio[2].split()[10] == "0.50x"
+
+
+def test_table_shows_streams_and_marks_caveated_ratios() -> None:
+    row = BenchResult.measured(
+        model="m.onnx", backend="onnxruntime", device="cpu", precision="fp16", batch=1, threads=4,
+        times_ms=[2.0, 2.0], streams=2, wall_s=0.002, caveat="fp16 on a CPU",
+    )  # fmt: skip
+    assert row.images_per_s == pytest.approx(1000.0)  # 2 images in 2 ms of wall time, both in flight
+    lines = format_table([row], [0.8]).splitlines()
+    assert lines[0].split()[5] == "streams" and lines[1].split()[5] == "2"
+    assert "0.80x*" in lines[1]
+
+
+def test_old_files_without_the_new_row_fields_read() -> None:
+    from edgeres.records import BenchRecord
+
+    r = BenchResult.measured(
+        model="a.onnx", backend="onnxruntime", device="cpu", precision="fp32", batch=1, threads=1,
+        times_ms=[1.0, 1.1],
+    )  # fmt: skip
+    data = json.loads(json.dumps(to_json([r], collect(), threads=1)))
+    assert data["results"][0]["streams"] == 1 and data["results"][0]["caveat"] is None
+    assert data["results"][0]["ms_per_image"] == pytest.approx(1.05)
+    for key in ("streams", "ms_per_image", "images_per_s", "caveat"):
+        del data["results"][0][key]
+    (old,) = BenchRecord.from_dict(data, strict=True).results
+    assert (
+        old.streams == 1 and old.caveat is None and old.images_per_s is None and old.median_ms == r.median_ms
+    )
