@@ -25,9 +25,9 @@ def _result(preds: list[int], indices: list[int], names: tuple[str, ...] = NAMES
 
 
 def test_flips_count_each_changed_pair_most_frequent_first() -> None:
-    fp32 = _result([0, 0, 0, 1, 2, 1], [0, 1, 2, 3, 4, 5])
-    int8 = _result([1, 1, 0, 0, 2, 2], [0, 1, 2, 3, 4, 5])
-    assert flips(int8, fp32) == [("cat", "dog", 2), ("dog", "cat", 1), ("dog", "owl", 1)]
+    fp32 = _result([2, 2, 0, 1, 2, 1, 0], [0, 1, 2, 3, 4, 5, 6])
+    int8 = _result([0, 0, 0, 2, 2, 0, 1], [0, 1, 2, 3, 4, 5, 6])
+    assert flips(int8, fp32) == [("owl", "cat", 2), ("cat", "dog", 1), ("dog", "cat", 1), ("dog", "owl", 1)]
     assert flips(fp32, fp32) == []
 
 
