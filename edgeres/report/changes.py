@@ -46,8 +46,8 @@ def class_rows(
     names = list(dict.fromkeys(c.name for v in variants for c in v.class_changes))
     worst = {n: max(abs(c.change) for v in variants for c in v.class_changes if c.name == n) for n in names}
     ranked = sorted(names, key=lambda n: (-worst[n], n))
-    # the changed ones; when none changed, the first ``limit`` all the same, so the figure still shows them
-    shown = [n for n in ranked[:limit] if worst[n] > 0] or ranked[:limit]
+    # up to ``limit`` classes, all are shown; else the changed ones among the first ``limit``
+    shown = ranked if len(ranked) <= limit else [n for n in ranked[:limit] if worst[n] > 0] or ranked[:limit]
     rest = len(names) - len(shown)
     line = None
     if rest:

@@ -200,7 +200,8 @@ def _per_class(fig: Any, data: ReportData, colors: dict[str, str]) -> str | None
     )
     ax.set_ylabel("accuracy change (points)")
     if shown.rest:
-        ax.set_title(_t(f"the {len(names)} classes that changed most; {shown.rest}"), fontsize=8)
+        rest = shown.rest.split(":")[0]  # "90 more classes": the details are in the tables
+        ax.set_title(_t(f"the {len(names)} classes that changed most; {rest} in the tables"), fontsize=8)
     ax.legend(fontsize=8, frameon=False)
     return None
 
