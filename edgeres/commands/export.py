@@ -32,7 +32,8 @@ from edgeres.errors import EdgeresError
     type=click.Choice(["auto", "dynamo", "torchscript"]),
     default="auto",
     show_default=True,
-    help="auto: torch.export (dynamo) first, the TorchScript exporter when it fails.",
+    help="auto: the one known to work for the opset first (TorchScript below 18, dynamo from 18), "
+    "the other when it fails.",,
 )
 @click.option("--verify-data", help="Images to verify on besides random inputs (any data source).")
 @click.option("--verify-size", type=click.IntRange(min=1), default=64, show_default=True)
