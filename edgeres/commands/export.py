@@ -33,7 +33,7 @@ from edgeres.errors import EdgeresError
     default="auto",
     show_default=True,
     help="auto: the one known to work for the opset first (TorchScript below 18, dynamo from 18), "
-    "the other when it fails.",,
+    "the other when it fails.",
 )
 @click.option("--verify-data", help="Images to verify on besides random inputs (any data source).")
 @click.option("--verify-size", type=click.IntRange(min=1), default=64, show_default=True)

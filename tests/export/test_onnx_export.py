@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeres.errors import EdgeresError, UsageError
-from edgeres.export.fold import randomize_batchnorm
 from edgeres.export import onnx_export
+from edgeres.export.fold import randomize_batchnorm
 from edgeres.export.onnx_export import ExportResult, export_onnx, exporter_order
 from edgeres.export.onnx_meta import read_onnx_meta
 from edgeres.export.verify import compare_logits
