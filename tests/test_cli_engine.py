@@ -49,7 +49,7 @@ def test_build_engine_without_tensorrt_says_how_to_get_it(run_cli, fp32_onnx: Pa
     r = run_cli("build-engine", str(fp32_onnx), "-o", str(tmp_path / "r.engine"))
     assert r.code == 1
     assert r.err.strip() == (
-        "error: TensorRT is not installed: pip install edgeres[tensorrt] "
+        'error: TensorRT is not installed: pip install "edgeres[tensorrt]" '
         "(on a Jetson, use JetPack's TensorRT)"
     )
     assert list(tmp_path.iterdir()) == []
@@ -58,3 +58,17 @@ def test_build_engine_without_tensorrt_says_how_to_get_it(run_cli, fp32_onnx: Pa
 def test_build_engine_checks_its_options_first(run_cli, fp32_onnx: Path) -> None:
     r = run_cli("build-engine", str(fp32_onnx), "--batch", "8:4:2")
     assert r.code == 2 and r.err.startswith("error:") and "MIN" in r.err
+
+
+@pytest.mark.parametrize("command", ["build-engine", "convert-fp16"])
+def test_a_pytorch_file_is_sent_to_export(run_cli, tmp_path: Path, command: str) -> None:
+    import torch
+
+    pt = tmp_path / "file.pt"
+    torch.save({"weights": torch.zeros(2)}, pt)
+    r = run_cli(command, str(pt))
+    assert r.code == 2
+    assert r.err.strip() == (
+        f"error: '{pt}' is a PyTorch file, not ONNX: export it to ONNX first: edgeres export {pt}"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.pt"]
