@@ -66,6 +66,7 @@ def export_cmd(
       edgeres export weights.pth --arch resnet50 --num-classes 1000 -o resnet50.onnx
     """
     from edgeres.export import export_onnx
+    from edgeres.progress import announce
 
     output = output or str(Path(model).with_suffix(".onnx"))
     refuse_overwrite(
@@ -77,6 +78,7 @@ def export_cmd(
     real = None
     if verify_data:
         real = sample_images(verify_data, loaded.meta, verify_size)
+    announce(f"exporting {loaded.meta.arch or Path(model).name} to ONNX (opset {opset}), then verifying it")
     result = export_onnx(
         module,
         loaded.meta,
