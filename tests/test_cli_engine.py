@@ -9,6 +9,7 @@ import pytest
 
 from edgeres.engine.fp16 import model_precision
 from tests.conftest import CifarFolder
+from tests.tiny_onnx import tiny_classifier
 
 pytest.importorskip(
     "onnxconverter_common", reason="onnxconverter-common is not installed (pip install edgeres[dev])"
@@ -74,34 +75,6 @@ def test_a_pytorch_file_is_sent_to_export(run_cli, tmp_path: Path, command: str)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.pt"]
 
 
-def _qdq_onnx(path: Path) -> Path:
-    """A tiny classifier whose input goes through QuantizeLinear/DequantizeLinear: a Q/DQ model."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    inits = [
-        numpy_helper.from_array(np.array(0.05, np.float32), "scale"),
-        numpy_helper.from_array(np.array(0, np.int8), "zero"),
-        numpy_helper.from_array(np.zeros((3 * 8 * 8, 4), np.float32), "w"),
-    ]
-    nodes = [
-        helper.make_node("QuantizeLinear", ["input", "scale", "zero"], ["q"]),
-        helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"]),
-        helper.make_node("Flatten", ["dq"], ["flat"]),
-        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "qdq",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])],
-        inits,
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
-
-
 def test_int8_on_an_fp32_model_says_which_command_makes_one(run_cli, fp32_onnx: Path) -> None:
     r = run_cli("build-engine", str(fp32_onnx), "--int8")
     assert r.code == 2
@@ -113,7 +86,7 @@ def test_int8_on_an_fp32_model_says_which_command_makes_one(run_cli, fp32_onnx: 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_int8_on_a_qdq_model_is_a_no_op_said_once(run_cli, tmp_path: Path) -> None:
-    model = _qdq_onnx(tmp_path / "m.int8.onnx")
+    model = tiny_classifier(tmp_path / "m.int8.onnx", qdq=True)
     with_flag = run_cli("build-engine", str(model), "--int8")
     without = run_cli("build-engine", str(model))
     note = f"--int8: nothing to add, the INT8 comes from the Q/DQ nodes of {model}"
