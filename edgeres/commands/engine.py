@@ -13,7 +13,7 @@ import click
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    help="Engine file to write [default: MODEL.engine / MODEL.fp16.engine].",
+    help="Engine file to write [default: MODEL.engine; with --fp16 MODEL.fp16.engine, a .fp32 tag replaced].",
 )
 @click.option("--fp16", is_flag=True, help="Convert to an FP16 ONNX first (with a Q/DQ model: INT8 + FP16).")
 @click.option(
@@ -112,7 +112,10 @@ def _check_int8(model: str) -> None:
 @click.command("convert-fp16")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="ONNX file to write [default: MODEL.fp16.onnx]."
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="ONNX file to write [default: MODEL.fp16.onnx, a .fp32 tag replaced].",
 )
 @click.option("--keep-fp32", help="Comma-separated op types to keep in float32 besides the defaults.")
 def convert_fp16_cmd(model: str, output: str | None, keep_fp32: str | None) -> None:
@@ -130,10 +133,11 @@ def convert_fp16_cmd(model: str, output: str | None, keep_fp32: str | None) -> N
     """
     from edgeres.commands.options import refuse_overwrite
     from edgeres.engine.fp16 import DEFAULT_FP32_OPS, convert_fp16
+    from edgeres.naming import derived_path
 
     blocked = list(DEFAULT_FP32_OPS) + [op.strip() for op in (keep_fp32 or "").split(",") if op.strip()]
     path = Path(model)
-    target = Path(output) if output else path.with_name(path.stem + ".fp16.onnx")
+    target = Path(output) if output else derived_path(path, "fp16", ".onnx")
     refuse_overwrite([("-o", target)], [("MODEL", path)])
     out = convert_fp16(path, target, op_block_list=blocked)
     click.echo(f"wrote {out}")

@@ -20,7 +20,7 @@ from edgeres.errors import EdgeresError
 @click.command("export")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="ONNX file [default: MODEL with .onnx]."
+    "-o", "--output", type=click.Path(dir_okay=False), help="ONNX file to write [default: MODEL with .onnx]."
 )
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (17 or newer).")
 @click.option("--static-batch", is_flag=True, help="Fix the batch size to 1 instead of a dynamic batch axis.")
@@ -99,7 +99,9 @@ def export_cmd(
 @click.command("calib-set")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("--size", type=click.IntRange(min=1), default=512, show_default=True, help="Images to pick.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest to write.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest file to write."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
 def calib_set_cmd(data: str, size: int, output: str, seed: int) -> None:
     """Pick a calibration set from an image folder and write it as a manifest.

@@ -67,7 +67,7 @@ def info_cmd(as_json: bool) -> None:
 @click.command("create")
 @click.argument("arch")
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Checkpoint to write [default: ARCH.pt]."
+    "-o", "--output", type=click.Path(dir_okay=False), help="Checkpoint file to write [default: ARCH.pt]."
 )
 @click.option("--num-classes", type=click.IntRange(min=1), help="Number of outputs [default: the family's].")
 @click.option("--classes", help="Class names: a comma-separated list, or a file with one name per line.")

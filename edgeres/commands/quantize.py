@@ -26,7 +26,13 @@ def _pct(x: float | None) -> str:
 @click.command("quantize")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--calib", help="Calibration images: folder, manifest, CIFAR batches, .npz or 'digits'.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="INT8 ONNX [default: MODEL.int8.onnx].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="INT8 ONNX file to write; with several targets the stem of their names (OUTPUT.cpu.onnx, ...) "
+    "[default: MODEL.int8.TARGET.onnx].",
+)
 @target_option(
     default="auto",
     show_default=True,

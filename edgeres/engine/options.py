@@ -166,12 +166,18 @@ class EngineOptions:
         )
 
     def engine_path(self, onnx_path: str | os.PathLike[str]) -> Path:
-        """``output``, else ``model.engine`` (``model.fp16.engine`` with fp16) beside the model."""
+        """``output``, else ``model.engine`` (``model.fp16.engine`` with fp16) beside the model.
+
+        Named by :func:`edgeres.naming.derived_path`: ``r20.fp32.onnx`` with fp16 gives ``r20.fp16.engine``.
+        """
         if self.output is not None:
             return Path(self.output)
+        from edgeres.naming import derived_path
+
         source = Path(onnx_path)
-        stem = source.stem if source.suffix.lower() == ".onnx" else source.name
-        return source.with_name(f"{stem}{'.fp16' if self.fp16 else ''}{ENGINE_SUFFIX}")
+        if source.suffix.lower() != ".onnx":
+            source = source.with_name(source.name + ".onnx")  # the whole name is the stem
+        return derived_path(source, "fp16" if self.fp16 else None, ENGINE_SUFFIX)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the engine's sidecar."""
