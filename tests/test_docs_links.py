@@ -69,3 +69,10 @@ def test_the_check_catches_a_missing_file_and_anchor(tmp_path: Path) -> None:
 
 def test_pages_are_found() -> None:
     assert ROOT / "docs" / "index.md" in PAGES and len(PAGES) > 10
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_speak_of_the_product_only(page: Path) -> None:
+    """No word of how edgeres was made (issues, budgets, sessions) in what users read."""
+    text = page.read_text(encoding="utf-8").lower()
+    assert re.findall(r"\b(?:the issue|issue's|budget|session's|helper session)\b", text) == []
