@@ -65,6 +65,7 @@ def export_cmd(
       edgeres export runs/r56/best.pt --verify-data ./cifar10/val
       edgeres export weights.pth --arch resnet50 --num-classes 1000 -o resnet50.onnx
     """
+    from edgeres.atomic import check_writable
     from edgeres.export import export_onnx
     from edgeres.progress import announce
 
@@ -73,6 +74,8 @@ def export_cmd(
         [("-o", output)],
         [("MODEL", model), ("--classes", classes_file(opts.get("classes"))), ("--verify-data", verify_data)],
     )
+    if not Path(output).is_dir():  # a folder is export_onnx's usage error; the rest fails before any work
+        check_writable(output)
     loaded = load_from_options(model, **opts)
     module = loaded.require_module()
     real = None
