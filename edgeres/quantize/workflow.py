@@ -94,16 +94,21 @@ class QuantizeOptions:
 
 
 def default_output(model: str | os.PathLike[str]) -> Path:
-    """Where the INT8 model goes when no ``-o`` is given: ``MODEL.int8.onnx`` beside the model."""
-    model = Path(model)
-    return model.with_name(model.stem + ".int8.onnx")
+    """The base of the INT8 models' names when no ``-o`` is given: ``MODEL.int8.onnx`` beside the model
+    (a ``.fp32`` tag replaced, see :mod:`edgeres.naming`); each target adds its layout."""
+    from edgeres.naming import derived_path
+
+    return derived_path(model, "int8", ".onnx")
 
 
 def output_paths(model: Path, output: Path | None, targets: tuple[Target, ...]) -> dict[Target, Path]:
-    """``-o`` for one target; with several, ``-o`` names the stem and each gets a suffix."""
+    """``-o`` for one target; with several, ``-o`` names the stem and each gets a suffix.
+
+    Without ``-o`` every model names its layout, one target or several: ``MODEL.int8.cpu.onnx``.
+    """
+    if len(targets) == 1 and output is not None:
+        return {targets[0]: output}
     base = output if output is not None else default_output(model)
-    if len(targets) == 1:
-        return {targets[0]: base}
     stem = base.name[: -len(".onnx")] if base.name.endswith(".onnx") else base.name
     return {t: base.with_name(f"{stem}.{t}.onnx") for t in targets}
 
