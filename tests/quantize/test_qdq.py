@@ -73,7 +73,13 @@ def ranges(fp32: Path) -> Ranges:
 @pytest.fixture(scope="module")
 def written(fp32: Path, ranges: Ranges) -> dict[str, QdqResult]:
     return {
-        t: write_qdq(fp32, ranges, t, fp32.with_name(f"r20.{t}.onnx"), calibration={"method": "minmax"})
+        t: write_qdq(
+            fp32,
+            ranges,
+            t,
+            fp32.with_name(f"r20.{t}.onnx"),
+            calibration={"method": "minmax", "images": Path("imgs")},
+        )
         for t in ("tensorrt", "cpu")
     }
 
@@ -280,7 +286,7 @@ def test_the_model_records_how_it_was_quantized(written: dict[str, QdqResult], r
             "excluded_nodes": [],
             "num_ranges": len(ranges),
             "onnxruntime": onnxruntime.__version__,
-            "calibration": {"method": "minmax"},
+            "calibration": {"method": "minmax", "images": "imgs"},
         }
 
 
@@ -294,3 +300,40 @@ def test_counting_kernels_of_a_missing_or_damaged_model(
     with pytest.raises(EdgeresError, match=r"^ONNX Runtime cannot load 'bad.onnx': \S"):
         count_int8_kernels("bad.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]  # nothing written beside it
+
+
+def test_the_summary_line() -> None:
+    plain = QdqResult(Path("m.onnx"), "cpu", 3, (), 1_050_000)
+    assert plain.summary() == "m.onnx (cpu Q/DQ layout, 3 weighted ops in int8, 1.1 MB)"
+    kept = QdqResult(Path("m.onnx"), "tensorrt", 3, ("a", "b"), 1_050_000)
+    assert kept.summary() == "m.onnx (tensorrt Q/DQ layout, 3 weighted ops in int8, 2 kept in float, 1.1 MB)"
+
+
+def test_unknown_nodes_to_keep_in_float_are_named(fp32: Path, ranges: Ranges, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    five = [f"n{i}" for i in range(5)]
+    with pytest.raises(UsageError) as err:
+        write_qdq(fp32, ranges, "cpu", out, exclude_nodes=["/conv1/Conv", *five])
+    assert str(err.value) == f"node(s) to keep in float not found in {fp32.name}: n0, n1, n2, n3, n4"
+    with pytest.raises(UsageError) as err:
+        write_qdq(fp32, ranges, "cpu", out, exclude_nodes=[*five, "n5"])
+    assert (
+        str(err.value) == f"node(s) to keep in float not found in {fp32.name}: n0, n1, n2, n3, n4 and 1 more"
+    )
+    assert not out.exists()
+
+
+def test_the_metadata_is_written_with_sorted_keys(written: dict[str, QdqResult]) -> None:
+    props = {p.key: p.value for p in onnx.load(str(written["cpu"].path)).metadata_props}
+    raw = props[QUANT_META_KEY]
+    assert raw == json.dumps(json.loads(raw), sort_keys=True)  # stable bytes for the same settings
+
+
+def test_a_damaged_model_cannot_be_prepared(tmp_path: Path, ranges: Ranges) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(EdgeresError) as err:
+        write_qdq(bad, ranges, "cpu", tmp_path / "q.onnx")
+    message = str(err.value)
+    assert message.startswith(f"cannot prepare '{bad}' for quantization: ")
+    assert message.removeprefix(f"cannot prepare '{bad}' for quantization: ") not in ("", "None")
