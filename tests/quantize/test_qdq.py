@@ -297,7 +297,7 @@ def test_counting_kernels_of_a_missing_or_damaged_model(
     with pytest.raises(UsageError, match=r"^ONNX model 'gone.onnx' does not exist$"):
         count_int8_kernels("gone.onnx")
     Path("bad.onnx").write_bytes(b"not a model")
-    with pytest.raises(EdgeresError, match=r"^ONNX Runtime cannot load 'bad.onnx': \S"):
+    with pytest.raises(EdgeresError, match=r"^ONNX Runtime cannot load 'bad.onnx': (?!None$)\S"):
         count_int8_kernels("bad.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]  # nothing written beside it
 
@@ -337,3 +337,20 @@ def test_a_damaged_model_cannot_be_prepared(tmp_path: Path, ranges: Ranges) -> N
     message = str(err.value)
     assert message.startswith(f"cannot prepare '{bad}' for quantization: ")
     assert message.removeprefix(f"cannot prepare '{bad}' for quantization: ") not in ("", "None")
+
+
+def test_counting_kernels_writes_nothing_beside_the_caller(
+    fp32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert conv_kernels(count_int8_kernels(fp32)) == (0, NUM_CONVS + 1)
+    assert list(tmp_path.iterdir()) == []  # ORT's optimized copy went to a temporary folder
+
+
+def test_only_the_cpu_layout_warns_of_requantized_float_convs(
+    fp32: Path, ranges: Ranges, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    middle = Graph(fp32).of("Conv")[1].name  # reads a Relu through Q/DQ, feeds a Relu a conv reads
+    trt = write_qdq(fp32, ranges, "tensorrt", tmp_path / "trt.onnx", exclude_nodes=[middle])
+    assert requantized_on_cpu(Graph(trt.path).model.graph, [middle]) == [middle]  # what ORT would do
+    assert [r for r in caplog.records if r.name == "edgeres.quantize.qdq"] == []  # TensorRT does not
