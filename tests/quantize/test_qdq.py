@@ -137,6 +137,8 @@ def test_tensorrt_layout(written: dict[str, QdqResult]) -> None:
         weight = g.init[g.producer[w_dq.input[0]].input[0]]
         scale = g.init[w_dq.input[1]]
         assert scale.shape == (weight.shape[0],), "per-channel weight scales, one per output channel"
+        absmax = np.abs(weight).reshape(weight.shape[0], -1).max(1)
+        np.testing.assert_allclose(scale, absmax / 127, rtol=1e-6, err_msg="symmetric, full 8-bit range")
         assert g.op(b) == "initializer" and g.init[b].dtype == np.float32, "bias stays float"
         for after in g.consumers[conv.output[0]]:
             if after.op_type == "QuantizeLinear":  # only where the output feeds a conv/add input
