@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from edgeres.bench.compare import FP16_ON_CPU, TENSORRT_LAYOUT_ON_CPU
 from edgeres.errors import UsageError
 from edgeres.report.data import Accuracy, ClassChange, Environment, Flip, Latency, ReportData, Variant
 from edgeres.report.inputs import Fact, Loaded
@@ -24,8 +25,6 @@ from edgeres.report.variants import Group, group_facts, label_groups, locate, so
 
 __all__ = ["FP16_ON_CPU", "TENSORRT_LAYOUT_ON_CPU", "caveat", "combine"]
 
-FP16_ON_CPU = "FP16 on a CPU: no FP16 arithmetic there; CPU time not representative"
-TENSORRT_LAYOUT_ON_CPU = "tensorrt layout: for engines; CPU time not representative"
 
 _KIND_RANK = {"eval": 0, "quantize": 1, "reference": 2}
 

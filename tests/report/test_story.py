@@ -68,6 +68,16 @@ def test_fp16_and_the_tensorrt_layout_timed_on_a_cpu_are_caveated_and_get_no_rat
     assert json.loads(json.dumps(data.to_dict()))["variants"][1]["latency"][0]["caveat"] == FP16_ON_CPU
 
 
+def test_a_caveat_the_bench_file_states_is_shown_and_keeps_the_row_out_of_the_ratios(tmp_path: Path) -> None:
+    stated = "timed under load: not representative"
+    rows = [handmade.row("m.onnx", 1, 10.0), handmade.row("m.int8.cpu.onnx", 1, 5.0, precision="int8")]
+    rows[1]["caveat"] = stated
+    data = load_results([handmade.bench(tmp_path / "b.json", rows)])
+    row = data.variants[1].latency_at(1)
+    assert row is not None and row.caveat == stated and row.ratio is None
+    assert f"† {stated}: left out of the ratios" in summary_table(data)
+
+
 def test_delta_top1_is_negative_for_a_loss(tmp_path: Path) -> None:
     worse = dict(TEN, **{"3": (5, 10)})
     e8 = handmade.evaluation(tmp_path / "e8.json", "m.int8.onnx", worse, reference=("m.onnx", TEN, 0.96))
