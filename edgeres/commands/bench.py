@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from edgeres.commands.options import parse_batch_sizes
@@ -115,7 +117,12 @@ def bench_cmd(
     refuse_overwrite([("--json", json_out)], [("MODEL", m) for m in models])
     if json_out:
         check_writable(json_out)  # before the benchmark, not after it
-    results = [r for model in models for r in benchmark(model, settings)]
+    from edgeres.progress import announce
+
+    results = []
+    for model in models:
+        announce(f"timing {model}: {_plan(settings)}")
+        results.extend(benchmark(model, settings))
     several = len(dict.fromkeys(r.model for r in results)) > 1
     ratios = ratios_to_fp32(results) if several else None
     click.echo(format_table(results, ratios))
@@ -148,3 +155,14 @@ def bench_cmd(
             else f"{len(failed)} of {len(results)} rows failed"
         )
         raise EdgeresError(f"{what} ({first}); see the table above")
+
+
+def _plan(settings: object) -> str:
+    """What one model's timing will take, as the start line says it (batches, floors, streams)."""
+    s: Any = settings
+    floors = [f"{s.iters} runs"] if s.iters else []
+    if s.duration:
+        floors.append(f"{s.duration:g} s")
+    streams = f", {s.streams} streams" if s.streams > 1 else ""
+    batches = ",".join(str(b) for b in s.batches)
+    return f"batch {batches}, at least {' and '.join(floors) or '1 run'} each after warm-up{streams}"

@@ -167,15 +167,14 @@ def quantize_cmd(
         click.echo(f"  method {name:<10} agreement with FP32 on tuning images {_pct(score)}")
     if report.eval_images:
         click.echo(f"evaluation: {report.eval_images} images; {report.selection_note}")
-        click.echo(f"  {'model':<34}{'top-1':>9}{'top-5':>9}{'drop':>8}{'agree':>9}")
+        click.echo(f"  {'model':<34}{'top-1':>9}{'top-5':>9}{'Δ top-1':>9}{'agree':>9}")
         click.echo(
             f"  {'FP32 ' + report.fp32_onnx.name:<34}{_pct(report.fp32_top1):>9}{_pct(report.fp32_top5):>9}"
         )
         for t in report.targets:
-            drop = "-" if t.drop is None else f"{t.drop:+.2f}"
-            click.echo(
-                f"  {'INT8 ' + t.target:<34}{_pct(t.top1):>9}{_pct(t.top5):>9}{drop:>8}{_pct(t.agreement):>9}"
-            )
+            change = "-" if t.drop is None else f"{-t.drop:+.2f}"  # negative: a loss
+            cells = f"{_pct(t.top1):>9}{_pct(t.top5):>9}{change:>9}{_pct(t.agreement):>9}"
+            click.echo(f"  {'INT8 ' + t.target:<34}{cells}")
     for t in report.targets:
         if t.bias_correction:
             bc = t.bias_correction

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from edgeres.model_size import stored_bytes
 from edgeres.records.fields import FieldError, Fields
 from edgeres.records.files import header, read_record, write_record
 
@@ -132,7 +133,7 @@ class Evaluated:
             model=name if name is not None else str(model),
             precision=runner.precision,
             backend=runner.name,
-            size_bytes=path.stat().st_size if path.is_file() else None,
+            size_bytes=stored_bytes(path),
             result=Scores.of(result),
             **extra,
         )

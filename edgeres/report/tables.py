@@ -65,7 +65,7 @@ def _places(v: Variant) -> list[str]:
 
 def table(data: ReportData) -> Table:
     batches = data.batches
-    header: tuple[str, ...] = ("variant", "precision", "size MB", "top-1", "Δ top-1 pts", "agree", "runs on")
+    header: tuple[str, ...] = ("variant", "precision", "file MB", "top-1", "Δ top-1 pts", "agree", "runs on")
     header = (*header, *(f"batch {b} median / p99 ms" for b in batches), "img/s")
     rows = []
     noisy = False
@@ -92,7 +92,8 @@ def legend(t: Table) -> list[str]:
         "Latency: median / p99 ms per call (host to host); in brackets the ratio of medians to FP32 "
         "at the same batch, backend and device (below 1 = faster). Δ top-1: the variant's top-1 minus "
         "FP32's, in points (negative = a loss). Agree: share of images where the variant predicts what "
-        "FP32 predicts."
+        "FP32 predicts. File MB: the model file with its external data (graph and weights) as stored; "
+        "an FP16 model keeps some ops in float32, so it is more than half of FP32's."
     ]
     if t.noisy:
         lines.append("* noisy: the time varied by more than 10% (cv); rerun on a quiet machine.")

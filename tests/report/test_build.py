@@ -53,7 +53,7 @@ def test_writes_the_three_files_with_every_plot(copied: Results, tmp_path: Path)
     assert data["sources"][0] == {"path": str(copied.eval_fp32), "kind": "eval"}
     md = paths.markdown.read_text()
     assert (
-        "| variant | precision | size MB | top-1 | Δ top-1 pts | agree | runs on "
+        "| variant | precision | file MB | top-1 | Δ top-1 pts | agree | runs on "
         "| batch 1 median / p99 ms | batch 2 median / p99 ms |" in md
     )
     assert "## Layer sensitivity: INT8" in md and "/layer3/layer3.2/conv2/Conv" in md
@@ -116,7 +116,7 @@ def test_without_matplotlib_the_html_has_tables_and_a_note(
 def test_summary_table(results: Results) -> None:
     text = summary_table(load_results(results.all))
     lines = text.splitlines()
-    assert lines[0].split()[:4] == ["variant", "precision", "size", "MB"]
+    assert lines[0].split()[:4] == ["variant", "precision", "file", "MB"]
     fp32 = next(line for line in lines if line.startswith("FP32 "))
     assert "baseline" in fp32 and "(1.00x)" in fp32 and "onnxruntime/cpu" in fp32
     assert any(line.startswith("INT8 ") and "x)" in line for line in lines)
