@@ -35,6 +35,10 @@ class MissingDependencyError(EdgeresError):
     """An optional package (TensorRT, an extra) is needed but not installed."""
 
 
+#: How to install TensorRT: the one text build-engine's error, doctor, the runners and the README quote.
+TENSORRT_INSTALL = 'pip install "edgeres[tensorrt]" (on a Jetson, use JetPack\'s TensorRT)'
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

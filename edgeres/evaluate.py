@@ -22,7 +22,7 @@ from edgeres.errors import UsageError
 from edgeres.metadata import Preprocessing
 from edgeres.runners.base import Runner
 
-__all__ = ["EvalResult", "agreement", "evaluate"]
+__all__ = ["EvalResult", "agreement", "evaluate", "flips"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class EvalResult:
     indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     #: Images left out because the model has no class of theirs (see ``align_labels``).
     skipped_unknown: int = 0
+    #: The model's class names, by output index (empty when unknown).
+    class_names: tuple[str, ...] = ()
 
     @property
     def num_labelled(self) -> int:
@@ -146,7 +148,18 @@ def evaluate(
         mask = label == cls
         name = names[cls] if cls < len(names) else str(cls)
         per_class[name] = (int((prediction[mask] == cls).sum()), int(mask.sum()))
-    return EvalResult(len(prediction), top1, top5, per_class, prediction, label, skipped.count, kept, unknown)
+    return EvalResult(
+        len(prediction),
+        top1,
+        top5,
+        per_class,
+        prediction,
+        label,
+        skipped.count,
+        kept,
+        unknown,
+        tuple(str(n) for n in names),
+    )
 
 
 def _check_labels(labels: np.ndarray, num_outputs: int, source: ImageSource) -> None:
@@ -157,12 +170,8 @@ def _check_labels(labels: np.ndarray, num_outputs: int, source: ImageSource) -> 
         )
 
 
-def agreement(a: EvalResult, b: EvalResult) -> float:
-    """Share of images on which ``a`` and ``b`` predict the same top-1 class.
-
-    Both must cover the same images (the same source indices, in any order); raises
-    :class:`UsageError` otherwise, or when there are no images.
-    """
+def _aligned(a: EvalResult, b: EvalResult) -> tuple[np.ndarray, np.ndarray]:
+    """Both runs' predictions in the same image order; UsageError when they cover different images."""
     if a.num_images == 0 or b.num_images == 0:
         raise UsageError("cannot compare predictions on zero images")
     pa, pb = a.predictions, b.predictions
@@ -174,4 +183,37 @@ def agreement(a: EvalResult, b: EvalResult) -> float:
                 "or other indices); evaluate both on the same images"
             )
         pa, pb = pa[oa], pb[ob]
+    return pa, pb
+
+
+def flips(result: EvalResult, reference: EvalResult) -> list[tuple[str, str, int]]:
+    """(reference's class, result's class, images) for each prediction ``result`` changed, most first.
+
+    Classes are named by the reference's class names (by index when it has none); equal
+    counts are ordered by the names, so the list is the same on every run.
+    """
+    pr, pa = _aligned(reference, result)
+    changed = pr != pa
+    if not changed.any():
+        return []
+    pairs, counts = np.unique(np.stack([pr[changed], pa[changed]], axis=1), axis=0, return_counts=True)
+    names = reference.class_names or result.class_names
+
+    def name(i: int) -> str:
+        return names[i] if 0 <= i < len(names) else str(i)
+
+    out = [
+        (name(int(b)), name(int(a)), int(n))
+        for (b, a), n in zip(pairs.tolist(), counts.tolist(), strict=True)
+    ]
+    return sorted(out, key=lambda t: (-t[2], t[0], t[1]))
+
+
+def agreement(a: EvalResult, b: EvalResult) -> float:
+    """Share of images on which ``a`` and ``b`` predict the same top-1 class.
+
+    Both must cover the same images (the same source indices, in any order); raises
+    :class:`UsageError` otherwise, or when there are no images.
+    """
+    pa, pb = _aligned(a, b)
     return float((pa == pb).mean())

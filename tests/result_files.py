@@ -19,11 +19,12 @@ READERS = {"edgeres.eval": read_eval, "edgeres.bench": read_bench, "edgeres.quan
 WRITERS = {"edgeres.eval": write_eval, "edgeres.bench": write_bench, "edgeres.quantize": write_quantize}
 
 # The fields of the report's facts that a kind of file cannot fill: everything else must be filled.
+# ``arch`` comes only from a quantize file; ``flips`` only from an eval file with a reference.
 NOT_FROM = {
-    "eval": {"bench_precision", "target", "latency", "sensitivity", "kept_float"},
-    "reference": {"bench_precision", "target", "latency", "sensitivity", "kept_float"},
-    "bench": {"precision", "target", "size_bytes", "accuracy", "sensitivity", "kept_float"},
-    "quantize": {"bench_precision", "backend", "size_bytes", "latency"},
+    "eval": {"bench_precision", "target", "latency", "sensitivity", "kept_float", "arch"},
+    "reference": {"bench_precision", "target", "latency", "sensitivity", "kept_float", "arch", "flips"},
+    "bench": {"precision", "target", "size_bytes", "accuracy", "sensitivity", "kept_float", "arch", "flips"},
+    "quantize": {"bench_precision", "backend", "size_bytes", "latency", "flips"},
 }
 _NO_REFERENCE = {"reference", "reference_top1", "reference_per_class", "agreement"}
 ACCURACY_NOT_FROM = {
@@ -33,8 +34,8 @@ ACCURACY_NOT_FROM = {
     "quantize fp32": {"per_class", "reference", "reference_top1", "reference_per_class", "agreement", "drop"},
     "quantize int8": {"reference_per_class"},
 }
-#: Computed by the report (ratio to FP32), not read; an error only for a row that failed.
-LATENCY_NOT_FROM = {"ratio", "error"}
+#: Computed by the report (ratio to FP32, caveat), not read; an error only for a row that failed.
+LATENCY_NOT_FROM = {"ratio", "error", "caveat"}
 
 
 def empty_fields(obj: Any) -> set[str]:
@@ -73,7 +74,9 @@ def check_eval(path: Path, *, reference: bool, unfilled: frozenset[str] = frozen
     loaded = read_source(path)
     assert loaded is not None and loaded.source.kind == "eval"
     main = loaded.facts[0]
-    _check(main, "eval", unfilled)
+    # flips: none without a reference, none either when the two models agreed on every image
+    agreed = not reference or (main.accuracy is not None and main.accuracy.agreement == 1.0)
+    _check(main, "eval", unfilled | ({"flips"} if agreed else set()))
     assert main.accuracy is not None
     assert empty_fields(main.accuracy) == ACCURACY_NOT_FROM["eval" if reference else "eval without reference"]
     if reference:

@@ -14,7 +14,7 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 without_tensorrt = pytest.mark.skipif(
     HAS_TENSORRT, reason="checks what doctor says where TensorRT is missing"
 )
-TRT_HINT = "TensorRT not installed: pip install tensorrt, or JetPack's TensorRT on a Jetson"
+TRT_HINT = 'TensorRT not installed: pip install "edgeres[tensorrt]" (on a Jetson, use JetPack\'s TensorRT)'
 
 
 def _row(table: str, name: str) -> str:

@@ -37,13 +37,20 @@ def test_train_writes_checkpoints_that_export_reads_without_flags(run_cli, tiny:
     r = run_cli(*args, "--no-progress")
     assert r.code == 0, r.err
     assert "info: epoch 1/2" in r.err and "info: epoch 2/2" in r.err  # one line per epoch without bars
+    (start,) = [line for line in r.err.splitlines() if "training resnet20" in line]
+    assert start == (
+        f"info: training resnet20 on npz file {tiny} (60 images 32x32, 3 classes): "
+        "54 images to train on, 6 to validate on, epochs 1-2"
+    )
     assert "trained 2 epochs" in r.out
     assert {p.name for p in out.iterdir()} >= {"best.pt", "last.pt", "metrics.csv", "metrics.json"}
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(row["epoch"]) for row in rows] == [1, 2]
     again = run_cli(*args, "--no-progress")
     assert again.code != 0 and "--resume" in again.err  # an existing run is not overwritten silently
-    assert run_cli("export", str(out / "best.pt"), "-o", str(tmp_path / "m.onnx")).code == 0
+    exported = run_cli("export", str(out / "best.pt"), "-o", str(tmp_path / "m.onnx"))
+    assert exported.code == 0
+    assert exported.err.splitlines()[0] == "exporting resnet20 to ONNX (opset 17), then verifying it"
 
 
 def test_degradation_draws_the_figure(run_cli, tiny: str, tmp_path: Path) -> None:

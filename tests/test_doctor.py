@@ -11,7 +11,7 @@ import pytest
 from edgeres.doctor import Check, DoctorReport, DoctorSettings, format_table
 from edgeres.doctor.roundtrip import compare, compared_check
 from edgeres.doctor.run import check_keep_folder
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import TENSORRT_INSTALL, EdgeresError, UsageError
 
 
 def _has_cuda() -> bool:
@@ -139,7 +139,7 @@ def test_package_rows_say_what_to_install_and_which_are_required() -> None:
     if importlib.util.find_spec("tensorrt") is None:
         trt = tensorrt_check(info, required=False)
         assert trt.status == "missing" and not trt.is_failure
-        assert trt.detail.startswith("TensorRT not installed: pip install tensorrt, or JetPack's TensorRT")
+        assert trt.detail.startswith(f"TensorRT not installed: {TENSORRT_INSTALL}")
         assert "--system-site-packages" in trt.detail  # on a Jetson, the venv must see JetPack's
         # Package metadata without an importable module: a broken install fails, required or not.
         broken = tensorrt_check(

@@ -17,7 +17,7 @@ from edgeres.bench.results import BenchResult
 
 __all__ = ["FP16_ON_CPU", "TENSORRT_LAYOUT_ON_CPU", "caveat_for", "fp32_reference", "ratios_to_fp32"]
 
-FP16_ON_CPU = "fp16 on a CPU: for GPUs; CPU time not representative"
+FP16_ON_CPU = "FP16 on a CPU: no FP16 arithmetic there; CPU time not representative"
 TENSORRT_LAYOUT_ON_CPU = "tensorrt layout: for engines; CPU time not representative"
 
 

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import click
 
+from edgeres.commands.options import parse_batch_sizes
 from edgeres.errors import EdgeresError, UsageError
 from edgeres.runners.registry import auto_help, backend_choices
-
-
-def parse_batches(text: str) -> tuple[int, ...]:
-    """``"1,8,32"`` -> ``(1, 8, 32)``; a clear one-line error for anything else."""
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        batches = tuple(int(p) for p in parts)
-    except ValueError:
-        batches = ()
-    if not batches or any(b < 1 for b in batches):
-        raise UsageError(f"--batch takes positive integers separated by commas, like 1,8,32; got '{text}'")
-    return tuple(dict.fromkeys(batches))  # drop repeats, keep the order
 
 
 @click.command("bench")
@@ -115,7 +104,7 @@ def bench_cmd(
     if duration < 0:
         raise UsageError(f"--duration must be 0 or more seconds, got {duration}")
     settings = BenchSettings(
-        batches=parse_batches(batch),
+        batches=parse_batch_sizes(batch),
         warmup=warmup,
         warmup_ms=warmup_ms,
         iters=iters,

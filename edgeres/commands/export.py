@@ -20,7 +20,7 @@ from edgeres.errors import EdgeresError
 @click.command("export")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="ONNX file [default: MODEL with .onnx]."
+    "-o", "--output", type=click.Path(dir_okay=False), help="ONNX file to write [default: MODEL with .onnx]."
 )
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (17 or newer).")
 @click.option("--static-batch", is_flag=True, help="Fix the batch size to 1 instead of a dynamic batch axis.")
@@ -32,7 +32,8 @@ from edgeres.errors import EdgeresError
     type=click.Choice(["auto", "dynamo", "torchscript"]),
     default="auto",
     show_default=True,
-    help="auto: torch.export (dynamo) first, the TorchScript exporter when it fails.",
+    help="auto: the one known to work for the opset first (TorchScript below 18, dynamo from 18), "
+    "the other when it fails.",
 )
 @click.option("--verify-data", help="Images to verify on besides random inputs (any data source).")
 @click.option("--verify-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -64,18 +65,23 @@ def export_cmd(
       edgeres export runs/r56/best.pt --verify-data ./cifar10/val
       edgeres export weights.pth --arch resnet50 --num-classes 1000 -o resnet50.onnx
     """
+    from edgeres.atomic import check_writable
     from edgeres.export import export_onnx
+    from edgeres.progress import announce
 
     output = output or str(Path(model).with_suffix(".onnx"))
     refuse_overwrite(
         [("-o", output)],
         [("MODEL", model), ("--classes", classes_file(opts.get("classes"))), ("--verify-data", verify_data)],
     )
+    if not Path(output).is_dir():  # a folder is export_onnx's usage error; the rest fails before any work
+        check_writable(output)
     loaded = load_from_options(model, **opts)
     module = loaded.require_module()
     real = None
     if verify_data:
         real = sample_images(verify_data, loaded.meta, verify_size)
+    announce(f"exporting {loaded.meta.arch or Path(model).name} to ONNX (opset {opset}), then verifying it")
     result = export_onnx(
         module,
         loaded.meta,
@@ -96,7 +102,9 @@ def export_cmd(
 @click.command("calib-set")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("--size", type=click.IntRange(min=1), default=512, show_default=True, help="Images to pick.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest to write.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest file to write."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the class-stratified sample.")
 def calib_set_cmd(data: str, size: int, output: str, seed: int) -> None:
     """Pick a calibration set from an image folder and write it as a manifest.

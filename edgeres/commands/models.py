@@ -67,7 +67,7 @@ def info_cmd(as_json: bool) -> None:
 @click.command("create")
 @click.argument("arch")
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Checkpoint to write [default: ARCH.pt]."
+    "-o", "--output", type=click.Path(dir_okay=False), help="Checkpoint file to write [default: ARCH.pt]."
 )
 @click.option("--num-classes", type=click.IntRange(min=1), help="Number of outputs [default: the family's].")
 @click.option("--classes", help="Class names: a comma-separated list, or a file with one name per line.")
@@ -117,11 +117,14 @@ def inspect_cmd(model: str, as_json: bool, **opts: Any) -> None:
     """Show what a model file holds: its format, architecture, classes and preprocessing.
 
     MODEL is an edgeres checkpoint, a state_dict (with --arch), TorchScript,
-    a torch.export .pt2 program, or an ONNX file.
+    a torch.export .pt2 program, or an ONNX file. For an ONNX file also its
+    input and output names and shapes, opset, precision (fp32, fp16, int8 Q/DQ),
+    the Q/DQ layout (tensorrt or cpu) and every stored metadata entry.
 
     \b
     Examples:
       edgeres inspect runs/resnet20/best.pt
+      edgeres inspect resnet20.int8.tensorrt.onnx --json
       edgeres inspect resnet50_weights.pth --arch resnet50
       edgeres inspect scripted.pt --input-size 32 --classes cat,dog --num-classes 2
     """
@@ -130,8 +133,16 @@ def inspect_cmd(model: str, as_json: bool, **opts: Any) -> None:
     params = None
     if loaded.module is not None:
         params = sum(p.numel() for p in loaded.module.parameters())
+    graph = None
+    if loaded.format == "onnx":
+        from edgeres.export.onnx_summary import onnx_summary
+
+        graph = onnx_summary(loaded.path)
     if as_json:
-        click.echo(json.dumps({"format": loaded.format, "params": params, "meta": meta.to_dict()}, indent=2))
+        data = {"format": loaded.format, "params": params, "meta": meta.to_dict()}
+        if graph is not None:
+            data["onnx"] = graph
+        click.echo(json.dumps(data, indent=2))
         return
     pre = meta.preprocessing
     click.echo(f"file         {loaded.path}")
@@ -146,3 +157,8 @@ def inspect_cmd(model: str, as_json: bool, **opts: Any) -> None:
     prov = {k: v for k, v in meta.provenance.__dict__.items() if v is not None}
     if prov:
         click.echo(f"provenance   {prov}")
+    if graph is not None:
+        from edgeres.export.onnx_summary import format_onnx_summary
+
+        for line in format_onnx_summary(graph):
+            click.echo(line)

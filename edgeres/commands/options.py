@@ -136,3 +136,27 @@ def target_option(**kwargs: Any) -> Callable[[F], F]:
     from edgeres.quantize.targets import TARGET_CHOICES
 
     return click.option("--target", type=click.Choice(TARGET_CHOICES), **kwargs)
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    """``--batch`` where sizes are run (bench): ``"1,8,32"`` -> ``(1, 8, 32)``.
+
+    build-engine's ``MIN:OPT:MAX`` form is accepted too and means the sizes it names
+    (``1:8:32`` -> ``(1, 8, 32)``), so one ``--batch`` value works for both commands.
+    Repeats are dropped, the order kept; anything else is a one-line :class:`UsageError`.
+    """
+    from edgeres.errors import UsageError
+
+    if ":" in text and "," not in text:
+        from edgeres.engine.options import parse_batch_profile
+
+        p = parse_batch_profile(text)  # its one-line error for a malformed profile
+        return tuple(dict.fromkeys((p.min, p.opt, p.max)))
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        batches = tuple(int(p) for p in parts)
+    except ValueError:
+        batches = ()
+    if not batches or any(b < 1 for b in batches):
+        raise UsageError(f"--batch takes positive integers separated by commas, like 1,8,32; got '{text}'")
+    return tuple(dict.fromkeys(batches))  # drop repeats, keep the order

@@ -90,7 +90,7 @@ def pipeline_cmd(
       edgeres pipeline resnet50.onnx --calib calib/in-512.txt --eval ./imagenet/val --config edgeres.toml
       edgeres pipeline r20.pt --calib ./c10/train --method entropy --batch 1,16 --iters 200 --force
     """
-    from edgeres.commands.bench import parse_batches
+    from edgeres.commands.options import parse_batch_sizes
     from edgeres.errors import EdgeresError
     from edgeres.pipeline import format_summary, load_config, run_pipeline
 
@@ -109,7 +109,7 @@ def pipeline_cmd(
     config = config.override("quantize", method=method, target=target, calib_size=calib_size)
     config = config.override("eval", size=eval_size, ignore_unknown_classes=ignore_unknown_classes or None)
     config = config.override(
-        "bench", batches=parse_batches(batch) if batch else None, iters=iters, threads=threads
+        "bench", batches=parse_batch_sizes(batch) if batch else None, iters=iters, threads=threads
     )
     given = overrides_from_options(**opts)
     config = config.override(

@@ -26,7 +26,13 @@ def _pct(x: float | None) -> str:
 @click.command("quantize")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--calib", help="Calibration images: folder, manifest, CIFAR batches, .npz or 'digits'.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="INT8 ONNX [default: MODEL.int8.onnx].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="INT8 ONNX file to write; with several targets the stem of their names (OUTPUT.cpu.onnx, ...) "
+    "[default: MODEL.int8.TARGET.onnx].",
+)
 @target_option(
     default="auto",
     show_default=True,
@@ -230,6 +236,7 @@ def eval_cmd(
     from edgeres.atomic import check_writable
     from edgeres.data import align_labels, open_source, stratified_sample
     from edgeres.evaluate import agreement, evaluate
+    from edgeres.progress import announce
     from edgeres.records import EvalRecord, Reference, write_eval
     from edgeres.runners import make_runner
 
@@ -251,6 +258,8 @@ def eval_cmd(
     indices = stratified_sample(source.labels, size, seed=seed) if size else None
     pre = meta.preprocessing
     runner = make_runner(loaded.module if loaded.module is not None else model, threads=threads)
+    count = len(source) if indices is None else len(indices)
+    announce(f"evaluating {model} on {count} images of {data}")
     result = evaluate(
         runner, source, indices, pre, batch_size=batch_size, progress=not no_progress, classes=classes
     )
@@ -265,6 +274,7 @@ def eval_cmd(
         ref_classes = align_labels(
             source, ref_meta.class_names, ref_meta.num_classes, ignore_unknown=ignore_unknown_classes
         )
+        announce(f"evaluating the reference {compare} on the same {result.num_images} images")
         ref = evaluate(
             ref_runner,
             source,

@@ -19,16 +19,19 @@ def report_cmd(results: tuple[str, ...], out_dir: str, title: str | None) -> Non
 
     RESULTS are the JSON files written with --json by `edgeres eval`, `edgeres
     bench` and `edgeres quantize`, or folders holding them (their *.json). The
-    results are grouped by model file; the FP32 model is the baseline for the
-    accuracy drop, the agreement and the latency ratios. Writes report.md,
-    report.json and report.html (self-contained: inline plots, no network
-    needed; the plots need matplotlib, pip install 'edgeres[demo]').
+    results are grouped by model file; the FP32 model is the baseline for
+    Δ top-1 (negative = a loss), the agreement, the prediction flips and the
+    latency ratios (of medians; the table shows median / p99 ms). Results of
+    different models are refused: run the command once per model. Writes
+    report.md, report.json and report.html (self-contained: inline plots, no
+    network needed; the plots need matplotlib, pip install 'edgeres[demo]').
 
     \b
     Examples:
       edgeres report eval_fp32.json eval_int8.json bench.json quant.json
       edgeres report results/ -o report --title "resnet20 on Jetson Orin"
       edgeres report eval_*.json bench.json -o out/r20
+      edgeres report r50/ -o report_r50 && edgeres report r18/ -o report_r18
     """
     from edgeres.errors import UsageError
     from edgeres.report import build_report, summary_table

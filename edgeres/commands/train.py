@@ -83,7 +83,11 @@ def _settings_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
 @click.command("train")
 @click.option("--arch", required=True, help="Architecture (see `edgeres models`).")
 @click.option(
-    "-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder, e.g. runs/r20."
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the run (checkpoints, metrics), e.g. runs/r20.",
 )
 @recipe_options
 @click.option(
@@ -144,7 +148,10 @@ def experiment_group() -> None:
 
 
 @experiment_group.command("degradation")
-@click.option("-o", "--out", default="runs/degradation", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "-o", "--out", default="runs/degradation", show_default=True, type=click.Path(file_okay=False),
+    help="Folder for the runs, the figure and its CSV.",
+)  # fmt: skip
 @click.option(
     "--archs",
     default="plain20,plain56,resnet20,resnet56",

@@ -119,13 +119,15 @@ def cifar_source(found: tuple[str, Path], split: str = "train") -> ArraySource:
 
 def _fetch(url: str, dest: Path, progress: bool) -> str:
     """Stream ``url`` into ``dest``; return the md5 hex digest of what was written."""
-    from tqdm import tqdm
+    from edgeres.progress import progress_bar
 
     md5 = hashlib.md5(usedforsecurity=False)
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="CIFAR-10", disable=not progress) as bar:
+            with progress_bar(
+                total=total, unit="B", unit_scale=True, desc="CIFAR-10", enabled=progress, leave=True
+            ) as bar:
                 while chunk := resp.read(1 << 20):
                     out.write(chunk)
                     md5.update(chunk)

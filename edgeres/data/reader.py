@@ -131,9 +131,9 @@ def iter_batches(
     skipped = SkippedImages() if skipped is None else skipped
     chunks = [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
     usable = 0
-    from tqdm import tqdm
+    from edgeres.progress import progress_bar
 
-    for chunk in tqdm(chunks, desc="images", unit="batch", disable=not progress, leave=False):
+    for chunk in progress_bar(chunks, desc="images", unit="batch", enabled=progress):
         images, labels = load_batch(source, chunk, pre, skipped)
         usable += len(images)
         if len(images):

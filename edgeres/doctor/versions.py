@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeres.doctor.checks import Check
+from edgeres.errors import TENSORRT_INSTALL
 from edgeres.sysinfo import SystemInfo, library_version
 
 __all__ = ["PACKAGES", "TENSORRT_MISSING", "Package", "gpu_check", "package_checks", "tensorrt_check"]
 
-TENSORRT_MISSING = "TensorRT not installed: pip install tensorrt, or JetPack's TensorRT on a Jetson"
+TENSORRT_MISSING = f"TensorRT not installed: {TENSORRT_INSTALL}"
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,12 @@ def _save_timing_cache(config: Any, path: Path, reused: bool) -> None:
 
 
 def _progress_monitor(trt: Any, config: Any, enabled: bool) -> Any:
-    if not enabled or not hasattr(trt, "IProgressMonitor") or not hasattr(config, "progress_monitor"):
+    """Bars per build phase on a terminal; elsewhere None, and the spinner's one closing line stays."""
+    from edgeres.progress import on_terminal
+
+    if not enabled or not on_terminal():
+        return None
+    if not hasattr(trt, "IProgressMonitor") or not hasattr(config, "progress_monitor"):
         return None
     from tqdm import tqdm
 

@@ -138,7 +138,7 @@ def _converter() -> Any:
         from onnxconverter_common import float16
     except ImportError as exc:
         raise MissingDependencyError(
-            "float16 conversion needs onnxconverter-common: pip install edgeres[tensorrt] "
+            'float16 conversion needs onnxconverter-common: pip install "edgeres[tensorrt]" '
             "(or pip install onnxconverter-common)"
         ) from exc
     return float16

@@ -64,17 +64,32 @@ class BatchProfile:
 
 
 def parse_batch_profile(text: str) -> BatchProfile:
-    """``"MIN:OPT:MAX"`` (e.g. ``1:8:32``), or one number ``N`` for a fixed batch ``N:N:N``."""
-    parts = [p.strip() for p in str(text).split(":")]
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        numbers = []
+    """``"MIN:OPT:MAX"`` (e.g. ``1:8:32``), one number ``N`` for a fixed batch ``N:N:N``, or a
+    comma list of the sizes to run (bench's form, e.g. ``1,8,32``): a profile from the smallest
+    to the largest, tuned for the first one listed (``8,1,32`` -> ``1:8:32``)."""
+    text = str(text)
+    if "," in text:
+        sizes = _positive_ints(text.split(","))
+        if sizes is None:
+            raise UsageError(f"batch sizes '{text}' must be positive whole numbers separated by commas")
+        return BatchProfile(min(sizes), sizes[0], max(sizes))
+    numbers = _positive_ints(text.split(":")) or []
     if len(numbers) not in (1, 3):
-        raise UsageError(f"batch profile '{text}' must be MIN:OPT:MAX (e.g. 1:8:32) or one batch size")
+        raise UsageError(
+            f"batch profile '{text}' must be MIN:OPT:MAX (e.g. 1:8:32), one batch size, "
+            "or the sizes to run (e.g. 1,8,32)"
+        )
     if len(numbers) == 1:
         numbers *= 3
     return BatchProfile(numbers[0], numbers[1], numbers[2])
+
+
+def _positive_ints(parts: list[str]) -> list[int] | None:
+    """The parts as whole numbers, or None when one is not a number (sign and range checked later)."""
+    try:
+        return [int(p.strip()) for p in parts]
+    except ValueError:
+        return None
 
 
 def parse_workspace(text: str | int) -> int:
@@ -151,12 +166,18 @@ class EngineOptions:
         )
 
     def engine_path(self, onnx_path: str | os.PathLike[str]) -> Path:
-        """``output``, else ``model.engine`` (``model.fp16.engine`` with fp16) beside the model."""
+        """``output``, else ``model.engine`` (``model.fp16.engine`` with fp16) beside the model.
+
+        Named by :func:`edgeres.naming.derived_path`: ``r20.fp32.onnx`` with fp16 gives ``r20.fp16.engine``.
+        """
         if self.output is not None:
             return Path(self.output)
+        from edgeres.naming import derived_path
+
         source = Path(onnx_path)
-        stem = source.stem if source.suffix.lower() == ".onnx" else source.name
-        return source.with_name(f"{stem}{'.fp16' if self.fp16 else ''}{ENGINE_SUFFIX}")
+        if source.suffix.lower() != ".onnx":
+            source = source.with_name(source.name + ".onnx")  # the whole name is the stem
+        return derived_path(source, "fp16" if self.fp16 else None, ENGINE_SUFFIX)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the engine's sidecar."""

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeres.errors import EdgeresError, MissingDependencyError
+from edgeres.errors import TENSORRT_INSTALL, EdgeresError, MissingDependencyError
 
 __all__ = [
     "MIN_VERSION",
@@ -40,9 +40,7 @@ __all__ = [
 
 log = logging.getLogger("edgeres.engine.tensorrt")
 
-NOT_INSTALLED = (
-    "TensorRT is not installed: pip install edgeres[tensorrt] (on a Jetson, use JetPack's TensorRT)"
-)
+NOT_INSTALLED = f"TensorRT is not installed: {TENSORRT_INSTALL}"
 #: The oldest TensorRT edgeres builds and runs with: JetPack 6.1/6.2's.
 MIN_VERSION = (10, 3)
 

@@ -4,13 +4,15 @@ The graph has one input ``input`` of shape (N, 3, H, W) and one output ``logits`
 of shape (N, classes), N dynamic unless asked otherwise, BatchNorm folded into the
 convolutions and the :class:`ModelMeta` in ``metadata_props``.
 
-Exporters: the torch.export-based ("dynamo") exporter is tried first. It builds
-opset 18 graphs and converts them down; in torch 2.13 that conversion fails for
-ResNets ("No Adapter To Version $17 for Pad" for the CIFAR option-A shortcut, the
-ReduceMean of global average pooling for all of them) and the exporter then
-quietly keeps opset 18. A result whose opset differs from the requested one, or
-any dynamo error, falls back to the TorchScript exporter, which writes the
-requested opset directly. :attr:`ExportResult.exporter` records which one was used.
+Exporters: the torch.export-based ("dynamo") exporter builds opset 18 graphs and
+converts them down; in torch 2.13 that conversion fails for ResNets ("No Adapter To
+Version $17 for Pad" for the CIFAR option-A shortcut, the ReduceMean of global
+average pooling for all of them) and the exporter then quietly keeps opset 18, a
+result treated as a failure. So "auto" tries first what is known to work for the
+opset: below :data:`DYNAMO_NATIVE_OPSET` the TorchScript exporter, which writes the
+requested opset directly (about half the time of a failed dynamo attempt plus the
+fallback), from it on the dynamo exporter; either failing, the other is tried.
+:attr:`ExportResult.exporter` records which one was used.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ from edgeres.export.onnx_meta import check_classifier, write_meta_props
 from edgeres.export.verify import Verification, verify_export
 from edgeres.metadata import ModelMeta
 
-__all__ = ["EXPORTERS", "MIN_OPSET", "ExportResult", "export_onnx"]
+__all__ = ["DYNAMO_NATIVE_OPSET", "EXPORTERS", "MIN_OPSET", "ExportResult", "export_onnx", "exporter_order"]
 
 log = logging.getLogger(__name__)
 
 MIN_OPSET = 17
 EXPORTERS = ("auto", "dynamo", "torchscript")
 Exporter = Literal["dynamo", "torchscript"]
+#: The opset the dynamo exporter builds natively; below it, its down-conversion fails for ResNets.
+DYNAMO_NATIVE_OPSET = 18
 _EXPORT_BATCH = 2  # example batch: not 1, so torch.export does not specialize a dynamic batch dim
 
 
@@ -58,7 +62,7 @@ class ExportResult:
     num_nodes: int
     size_bytes: int
     verification: Verification | None
-    #: Why the dynamo exporter was not used (first line of its failure), or None.
+    #: Why the exporter tried first was not used (first line of its failure), or None.
     fallback_reason: str | None = None
 
     def summary(self) -> str:
@@ -81,7 +85,7 @@ def export_onnx(
 ) -> ExportResult:
     """Export ``model`` to ``output`` atomically and return what was written.
 
-    ``exporter`` is "auto" (dynamo, else TorchScript), "dynamo" or "torchscript".
+    ``exporter`` is "auto" (see :func:`exporter_order`), "dynamo" or "torchscript".
     With ``verify`` the file is compared with ``model`` (see :mod:`edgeres.export.verify`)
     before it is moved into place; a mismatch raises :class:`EdgeresError` and leaves
     nothing behind, as does every other failure.
@@ -120,26 +124,40 @@ def export_onnx(
     return ExportResult(output, _opset_of(proto) or opset, used, num_nodes, size, verification, reason)
 
 
+def exporter_order(exporter: str, opset: int) -> tuple[Exporter, ...]:
+    """The exporters to try, in order: the one known to work for ``opset`` first under "auto"."""
+    if exporter == "dynamo":
+        return ("dynamo",)
+    if exporter == "torchscript":
+        return ("torchscript",)
+    return ("dynamo", "torchscript") if opset >= DYNAMO_NATIVE_OPSET else ("torchscript", "dynamo")
+
+
+_EXPORT_FUNCS = {"dynamo": "_export_dynamo", "torchscript": "_export_torchscript"}
+_LABELS = {"dynamo": "dynamo", "torchscript": "TorchScript"}
+
+
 def _export_any(
     model: nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool, exporter: str
 ) -> tuple[onnx.ModelProto, Exporter, str | None]:
-    dynamo_error: str | None = None
-    if exporter in ("auto", "dynamo"):
+    order = exporter_order(exporter, opset)
+    errors: list[tuple[Exporter, str]] = []
+    for name in order:
+        export = globals()[_EXPORT_FUNCS[name]]  # looked up at call time, so tests can replace one
         try:
-            return _export_dynamo(model, example, opset, dynamic_batch), "dynamo", None
+            proto: onnx.ModelProto = export(model, example, opset, dynamic_batch)
         except _ExportFailed as exc:
-            dynamo_error = str(exc)
-        if exporter == "dynamo":
-            raise EdgeresError(f"the dynamo ONNX exporter failed: {dynamo_error}; try exporter torchscript")
-        log.info("dynamo ONNX exporter: %s; using the TorchScript exporter", dynamo_error)
-    try:
-        return _export_torchscript(model, example, opset, dynamic_batch), "torchscript", dynamo_error
-    except _ExportFailed as exc:
-        if dynamo_error is None:
-            raise EdgeresError(f"the TorchScript ONNX exporter failed: {exc}") from None
-        raise EdgeresError(
-            f"ONNX export failed with both exporters: dynamo: {dynamo_error}; TorchScript: {exc}"
-        ) from None
+            errors.append((name, str(exc)))
+            if name != order[-1]:
+                log.info("%s ONNX exporter: %s; using the other exporter", _LABELS[name], exc)
+            continue
+        return proto, name, errors[0][1] if errors else None
+    if len(errors) == 1:
+        name, why = errors[0]
+        hint = "; try exporter torchscript" if name == "dynamo" else ""
+        raise EdgeresError(f"the {_LABELS[name]} ONNX exporter failed: {why}{hint}")
+    both = "; ".join(f"{_LABELS[name]}: {why}" for name, why in errors)
+    raise EdgeresError(f"ONNX export failed with both exporters: {both}")
 
 
 class _ExportFailed(Exception):

@@ -118,11 +118,25 @@ def load_onnx(path: str | os.PathLike[str], *, load_weights: bool = False) -> on
         return onnx.load(str(path), load_external_data=load_weights)
     except (DecodeError, ValueError, OSError, RuntimeError, onnx.checker.ValidationError) as exc:
         # ValidationError: external data missing, not a regular file, or outside the model's folder
+        if _looks_like_pytorch(path):
+            raise UsageError(
+                f"'{path}' is a PyTorch file, not ONNX: export it to ONNX first: edgeres export {path}"
+            ) from None
         text = str(exc).strip().splitlines()
         reason = text[0][:200] if text else type(exc).__name__
         raise EdgeresError(
             f"'{path}' is not a valid ONNX model ({reason}); re-export it with edgeres"
         ) from exc
+
+
+def _looks_like_pytorch(path: Path) -> bool:
+    """A torch.save zip archive or pickle, a TorchScript or .pt2 program: what ``edgeres export`` reads."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def read_onnx_meta(

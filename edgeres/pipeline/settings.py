@@ -120,8 +120,17 @@ class QuantizeSettings:
     target: TargetChoice = "auto"
     max_drop: float | None = None
     seed: int = 0
+    #: Remove each layer's int8 weight-rounding shift from its bias (``quantize --bias-correction``).
+    bias_correction: bool = False
+    #: Node names or globs kept in float (``quantize --exclude``).
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.bias_correction, bool):
+            raise UsageError(f"quantize.bias_correction must be true or false, got {self.bias_correction!r}")
+        if isinstance(self.exclude, str) or not all(isinstance(e, str) and e for e in self.exclude):
+            raise UsageError(f"quantize.exclude must be a list of node names or globs, got {self.exclude!r}")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
         _choice("quantize.method", self.method, method_choices())
         _choice("quantize.target", self.target, TARGET_CHOICES)
         _positive("quantize.calib_size", self.calib_size)

@@ -220,6 +220,8 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
         eval_data=details.eval_data,
         eval_size=eval_size,
         max_drop=q.max_drop,
+        bias_correction=q.bias_correction,
+        exclude=q.exclude,
         seed=q.seed,
         threads=ctx.threads,
         progress=ctx.progress,

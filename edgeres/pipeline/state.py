@@ -113,14 +113,15 @@ def _listed_fingerprint(manifest: Path) -> dict[str, Any]:
 
     try:
         source = read_manifest(manifest, verify=False)
+        # read_manifest checked every listed file exists; one gone since is left to the stage too
+        listed = [(file.resolve(), file.stat()) for file in source.paths]
     except Exception:  # not a manifest, or a listed file missing: the stage reports it
         log.debug("manifest %s not read for its fingerprint", manifest, exc_info=True)
         return {}
     h = hashlib.sha256()
-    for file in source.paths:
-        fp = file_fingerprint(file) or {"size": -1, "mtime_ns": -1}
-        h.update(f"{file.resolve()}\0{fp['size']}\0{fp['mtime_ns']}\n".encode())
-    return {"files": len(source.paths), "sha256": h.hexdigest()}
+    for file, st in listed:
+        h.update(f"{file}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"files": len(listed), "sha256": h.hexdigest()}
 
 
 class PipelineState:
@@ -180,8 +181,8 @@ class PipelineState:
             return str(resolved)
 
     def resolve(self, key: str) -> Path:
-        p = Path(key)
-        return p if p.is_absolute() else self.out_dir / p
+        """The file a key names (an absolute key replaces OUT when joined)."""
+        return self.out_dir / key
 
     def inputs(self, plan: StagePlan) -> dict[str, Any]:
         """The fingerprints of ``plan``'s input files and data, keyed by name."""
@@ -279,7 +280,7 @@ class PipelineState:
 
     def _output_keys(self, name: str) -> list[str]:
         record = self.stages.get(name) or {}
-        outputs = record.get("outputs", [])
+        outputs = record.get("outputs")
         return [str(k) for k in outputs] if isinstance(outputs, list) else []
 
     def forget(self, names: Sequence[str]) -> None:

@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,12 +64,17 @@ class BiasCorrection:
     layers: tuple[LayerShift, ...]
     num_images: int
     seconds: float
+    #: Node -> the shift removed from its bias, per output channel (what a calibration cache keeps).
+    shifts: Mapping[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    #: Whether the shifts came from a calibration cache instead of a pass over images.
+    reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "layers": len(self.layers),
             "images": self.num_images,
             "seconds": round(self.seconds, 3),
+            "reused": self.reused,
             "mean_abs_shift": float(np.mean([s.mean_abs for s in self.layers])) if self.layers else 0.0,
             "per_layer": [s.to_dict() for s in self.layers],
         }
@@ -88,17 +93,20 @@ class _Layer:
 def correct_biases(
     fp32_onnx: str | os.PathLike[str],
     qdq_onnx: str | os.PathLike[str],
-    batches: Iterable[Mapping[str, np.ndarray]],
+    batches: Iterable[Mapping[str, np.ndarray]] | None,
     output: str | os.PathLike[str],
     *,
     disabled_optimizers: tuple[str, ...] = (),
     threads: int | None = None,
+    stored: tuple[Mapping[str, np.ndarray], int] | None = None,
 ) -> BiasCorrection:
     """Write ``fp32_onnx`` with every quantized layer's bias corrected to ``output``.
 
     ``qdq_onnx`` is the Q/DQ model written from ``fp32_onnx``; ``batches`` are the calibration
     batches (``{input: NCHW float32}``); ``disabled_optimizers`` are the ONNX Runtime optimizers
-    to switch off so the CPU runs the Q/DQ model as its target would.
+    to switch off so the CPU runs the Q/DQ model as its target would. ``stored`` (shifts by node,
+    and the number of images they were measured on, as a calibration cache keeps them) skips the
+    pass over the images.
     """
     import onnx
     from onnx import numpy_helper
@@ -111,20 +119,31 @@ def correct_biases(
     layers = _quantized_layers(fp32, qdq)
     if not layers:
         raise EdgeresError(f"'{qdq_onnx}' has no quantized Conv or Gemm whose bias could be corrected")
-    means, num_images = _input_means(qdq, layers, batches, disabled_optimizers, threads)
-    shifts = layer_shifts(layers, means)
+    if stored is not None:
+        shifts, num_images = dict(stored[0]), stored[1]
+        missing = [layer.node for layer in layers if layer.node not in shifts]
+        if missing or len(shifts) != len(layers):
+            raise EdgeresError(
+                f"the stored bias corrections do not match the model's quantized layers "
+                f"({len(shifts)} stored, {len(layers)} layers); run bias correction again with --calib"
+            )
+    else:
+        if batches is None:
+            raise EdgeresError("bias correction needs calibration images or stored corrections")
+        means, num_images = _input_means(qdq, layers, batches, disabled_optimizers, threads)
+        shifts = layer_shifts(layers, means)
     constants = _Constants(fp32.graph)
     nodes = {n.name: n for n in fp32.graph.node}
     taken = {t.name for t in fp32.graph.initializer} | {o for n in fp32.graph.node for o in n.output}
     record = []
     for layer in layers:
-        shift = shifts[layer.node]
+        shift = np.asarray(shifts[layer.node], dtype=np.float64)
         node = nodes[layer.node]
         scale = float(layer.attrs.get("beta", 1.0)) if layer.op == "Gemm" else 1.0
         bias = np.zeros_like(shift)
         if len(node.input) > 2 and node.input[2]:
             found = constants.value(node.input[2])
-            if found is None or found.size not in (1, shift.size):
+            if shift.ndim != 1 or found is None or found.size not in (1, shift.size):
                 raise EdgeresError(f"the bias of {layer.node} is not a constant of {shift.size} values")
             bias = np.broadcast_to(found.astype(np.float64).reshape(-1), shift.shape)
         # a bias of its own: exporters share equal constants between layers (or route them
@@ -140,7 +159,9 @@ def correct_biases(
     _drop_unused(fp32.graph)
     with atomic_path(output) as tmp:
         onnx.save(fp32, str(tmp))
-    result = BiasCorrection(tuple(record), num_images, time.perf_counter() - start)
+    result = BiasCorrection(
+        tuple(record), num_images, time.perf_counter() - start, shifts=shifts, reused=stored is not None
+    )
     log.info(
         "bias correction: %d layers on %d images, mean |shift| %.3g (%.1f s)",
         len(record),
@@ -156,17 +177,19 @@ def write_bias_corrected(
     ranges: Ranges,
     target: Target,
     output: str | os.PathLike[str],
-    batches: Iterable[Mapping[str, np.ndarray]],
+    batches: Iterable[Mapping[str, np.ndarray]] | None,
     *,
     exclude_nodes: Sequence[str] = (),
     calibration: Mapping[str, Any] | None = None,
     threads: int | None = None,
+    stored: tuple[Mapping[str, np.ndarray], int] | None = None,
 ) -> tuple[QdqResult, BiasCorrection]:
     """:func:`~edgeres.quantize.qdq.write_qdq` with every quantized layer's bias corrected.
 
     The uncorrected Q/DQ model and the corrected float model live in a temporary folder beside
     ``output``, so an interrupted run leaves neither behind, nor an uncorrected ``output``.
-    ``calibration`` is recorded in the model's metadata with what bias correction did.
+    ``calibration`` is recorded in the model's metadata with what bias correction did;
+    ``stored`` as for :func:`correct_biases`.
     """
     from edgeres.quantize.qdq import write_qdq
     from edgeres.quantize.targets import faithful_to
@@ -183,6 +206,7 @@ def write_bias_corrected(
             corrected,
             disabled_optimizers=faithful_to(target),
             threads=threads,
+            stored=stored,
         )
         recorded = {
             **(calibration or {}),

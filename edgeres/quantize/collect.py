@@ -253,10 +253,10 @@ def collect_statistics(
     rewind = getattr(reader, "rewind", None)
     if callable(rewind):
         rewind()
-    from tqdm import tqdm
+    from edgeres.progress import progress_bar
 
     total = len(reader) if isinstance(reader, Sized) else None
-    bar = tqdm(total=total, desc="calibrating", unit="batch", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc="calibrating", unit="batch", enabled=progress)
     # Histograms are updated by single-threaded torch calls on a thread pool, one tensor per task,
     # while ONNX Runtime runs the next batch. torch's own OpenMP threads wait for each other at
     # every call: with another busy process on the cores that made the updates of a resnet50

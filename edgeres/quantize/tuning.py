@@ -165,6 +165,6 @@ def keep_sensitive_in_float(
 def _progress(items: list[str], enabled: bool, desc: str) -> Any:
     if not enabled:
         return items
-    from tqdm import tqdm
+    from edgeres.progress import progress_bar
 
-    return tqdm(items, desc=desc, unit="layer", leave=False)
+    return progress_bar(items, desc=desc, unit="layer")

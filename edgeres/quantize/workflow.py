@@ -91,24 +91,24 @@ class QuantizeOptions:
                 raise UsageError(f"{flag} must be a whole number of at least 1, got {n!r}")
         if self.calib is None and (self.calib_cache is None or not Path(self.calib_cache).exists()):
             raise UsageError("give calibration images with --calib, or an existing --calib-cache")
-        if self.bias_correction and self.calib is None:
-            raise UsageError(
-                "bias correction runs the model on calibration images: give --calib DIR, "
-                "or leave out --bias-correction"
-            )
 
 
 def default_output(model: str | os.PathLike[str]) -> Path:
-    """Where the INT8 model goes when no ``-o`` is given: ``MODEL.int8.onnx`` beside the model."""
-    model = Path(model)
-    return model.with_name(model.stem + ".int8.onnx")
+    """The base of the INT8 models' names when no ``-o`` is given: ``MODEL.int8.onnx`` beside the model
+    (a ``.fp32`` tag replaced, see :mod:`edgeres.naming`); each target adds its layout."""
+    from edgeres.naming import derived_path
+
+    return derived_path(model, "int8", ".onnx")
 
 
 def output_paths(model: Path, output: Path | None, targets: tuple[Target, ...]) -> dict[Target, Path]:
-    """``-o`` for one target; with several, ``-o`` names the stem and each gets a suffix."""
+    """``-o`` for one target; with several, ``-o`` names the stem and each gets a suffix.
+
+    Without ``-o`` every model names its layout, one target or several: ``MODEL.int8.cpu.onnx``.
+    """
+    if len(targets) == 1 and output is not None:
+        return {targets[0]: output}
     base = output if output is not None else default_output(model)
-    if len(targets) == 1:
-        return {targets[0]: base}
     stem = base.name[: -len(".onnx")] if base.name.endswith(".onnx") else base.name
     return {t: base.with_name(f"{stem}.{t}.onnx") for t in targets}
 
@@ -294,7 +294,7 @@ def write_targets(
             )
             exclude = manual + tuned
         corrected = None
-        if opts.bias_correction and selection is not None:
+        if opts.bias_correction:
             qdq, corrected = _bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts)
         else:
             qdq = write_qdq(
@@ -320,31 +320,38 @@ def _bias_corrected(
     calibration: Calibration,
     target: Target,
     meta: ModelMeta,
-    selection: Selection,
+    selection: Selection | None,
     exclude: tuple[str, ...],
     opts: QuantizeOptions,
 ) -> tuple[Any, dict[str, Any]]:
+    """Bias correction measured on the calibration images, or as a reused cache keeps it."""
     from edgeres.data import BatchReader
+    from edgeres.quantize.bias_cache import correction_key, store_shifts, stored_shifts
     from edgeres.quantize.bias_correction import write_bias_corrected
 
-    reader = BatchReader(
-        selection.calib_source, selection.calib_indices, meta.preprocessing, "input", 32, progress=False
-    )
+    key = correction_key(target, exclude)
+    stored = stored_shifts(calibration.cache, key) if calibration.reused_cache else None
+    reader = None
+    if stored is None:
+        if selection is None:
+            raise UsageError(
+                f"calibration cache {calibration.cache} keeps no bias correction for the {target} "
+                "layout with these layers in float: give --calib DIR to measure it"
+            )
+        reader = BatchReader(
+            selection.calib_source, selection.calib_indices, meta.preprocessing, "input", 32, progress=False
+        )
     recorded = {
         "method": calibration.method,
         "images": calibration.num_images,
         "cache": calibration.cache.name,
     }
     qdq, done = write_bias_corrected(
-        fp32,
-        calibration.ranges,
-        target,
-        output,
-        reader,
-        exclude_nodes=exclude,
-        calibration=recorded,
-        threads=opts.threads,
-    )
+        fp32, calibration.ranges, target, output, reader, exclude_nodes=exclude, calibration=recorded,
+        threads=opts.threads, stored=stored,
+    )  # fmt: skip
+    if stored is None:
+        store_shifts(calibration.cache, key, done.shifts, done.num_images)
     return qdq, done.to_dict()
 
 

@@ -2,13 +2,15 @@
 
 ``{"kind": "edgeres.eval", "schema": 1, "model", "precision", "backend", "size_bytes",
 "result": {...}}``, and with a reference model (``--compare``) ``"reference"``: the same
-fields for it, plus the top-1 ``agreement`` of the two on the same images.
+fields for it, plus the top-1 ``agreement`` of the two on the same images and ``flips``: each
+prediction of the reference the model changed, ``[{"reference": class, "model": class, "count": n}]``,
+most frequent first (absent in files of an older edgeres: read as none recorded).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -113,8 +115,19 @@ class Evaluated:
         name: str | None = None,
         **extra: Any,
     ) -> Self:
-        """``model`` (named ``name`` in the file, else by its path) as ``runner`` scored it."""
+        """``model`` (named ``name`` in the file, else by its path) as ``runner`` scored it.
+
+        A :class:`Reference` keeps ``result`` (not written); a ``reference`` that kept its
+        predictions gets the flips of this result against it counted.
+        """
         path = Path(model)
+        if "scored" in {f.name for f in fields(cls)}:
+            extra.setdefault("scored", result)
+        ref = extra.get("reference")
+        if isinstance(ref, Reference) and ref.scored is not None and not ref.flips:
+            from edgeres.evaluate import flips
+
+            extra["reference"] = replace(ref, flips=tuple(flips(result, ref.scored)))
         return cls(
             model=name if name is not None else str(model),
             precision=runner.precision,
@@ -152,13 +165,26 @@ class Reference(Evaluated):
 
     #: Fraction of the images on which both models predict the same class.
     agreement: float | None = None
+    #: (reference's class, model's class, images) for each changed prediction, most frequent first.
+    flips: tuple[tuple[str, str, int], ...] = ()
+    #: The reference's predictions, kept (not written) so the record it joins can count flips.
+    scored: EvalResult | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self._common(), "agreement": self.agreement}
+        return {
+            **self._common(),
+            "agreement": self.agreement,
+            "flips": [{"reference": b, "model": a, "count": n} for b, a, n in self.flips],
+        }
 
     @classmethod
     def read(cls, f: Fields) -> Reference:
-        return cls(**cls._read_common(f), agreement=f.number("agreement"))
+        pairs = f.objects("flips") if "flips" in f.data else []  # older files have none
+        flips = tuple(
+            (p.required_text("reference"), p.required_text("model"), p.required_integer("count"))
+            for p in pairs
+        )
+        return cls(**cls._read_common(f), agreement=f.number("agreement"), flips=flips)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ class BiasCorrectionRecord:
     mean_abs_shift: float
     #: Per layer: node name -> (mean |shift|, largest |shift|) over its output channels.
     per_layer: tuple[tuple[str, float, float], ...] = ()
+    #: The shifts came from the calibration cache, not from a pass over images.
+    reused: bool = False
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> BiasCorrectionRecord:
@@ -46,6 +48,7 @@ class BiasCorrectionRecord:
             "images": self.images,
             "seconds": self.seconds,
             "mean_abs_shift": self.mean_abs_shift,
+            "reused": self.reused,
             "per_layer": [{"node": n, "mean_abs": m, "max_abs": x} for n, m, x in self.per_layer],
         }
 
@@ -62,6 +65,7 @@ class BiasCorrectionRecord:
             seconds=f.number("seconds") or 0.0,
             mean_abs_shift=f.number("mean_abs_shift") or 0.0,
             per_layer=tuple(per_layer),
+            reused=f.raw("reused") is True,
         )
 
 

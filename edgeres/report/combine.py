@@ -1,9 +1,13 @@
 """Combine the facts into variants: pick the baseline, then drops, agreement and latency ratios.
 
 The baseline is an FP32 variant (the one with latency and accuracy, named most often as
-a reference). A latency ratio is a variant's mean over FP32's mean at the same batch,
+a reference). A latency ratio is a variant's median over FP32's median at the same batch,
 backend and device; a drop is FP32's top-1 minus the variant's, in points, on the same
 images when a file measured both (eval --compare, quantize --eval).
+
+A row whose time means little gets a caveat and no ratio: FP16 timed on a CPU, and an INT8
+model quantized for TensorRT's layout timed on a CPU. Results of different architectures
+are refused: a report compares the variants of one model.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from edgeres.report.data import Accuracy, ClassChange, Environment, Latency, ReportData, Variant
+from edgeres.bench.compare import FP16_ON_CPU, TENSORRT_LAYOUT_ON_CPU
+from edgeres.errors import UsageError
+from edgeres.report.data import Accuracy, ClassChange, Environment, Flip, Latency, ReportData, Variant
 from edgeres.report.inputs import Fact, Loaded
 from edgeres.report.variants import Group, group_facts, label_groups, locate, sort_key
 
-__all__ = ["combine"]
+__all__ = ["FP16_ON_CPU", "TENSORRT_LAYOUT_ON_CPU", "caveat", "combine"]
+
 
 _KIND_RANK = {"eval": 0, "quantize": 1, "reference": 2}
 
@@ -26,6 +33,7 @@ def combine(loaded: Sequence[Loaded], *, title: str | None = None) -> ReportData
     facts = [f for item in loaded for f in item.facts]
     notes: list[str] = []
     groups = sorted(group_facts(facts), key=sort_key)
+    _refuse_mixed_models(groups)
     baseline = _pick_baseline(groups, facts)
     groups.sort(key=lambda g: g is not baseline)  # stable: the baseline first, then by precision
     labels = label_groups(groups, baseline)
@@ -42,7 +50,70 @@ def combine(loaded: Sequence[Loaded], *, title: str | None = None) -> ReportData
         sources=tuple(item.source for item in loaded),
         environment=_environment(loaded, notes),
         notes=tuple(notes),
+        provenance=_provenance(loaded),
     )
+
+
+def _arch(g: Group) -> str | None:
+    """The architecture the results state for the group, else the one its ONNX file's metadata names."""
+    stated = next((f.arch for f in g.facts if f.arch), None)
+    if stated is not None or g.path is None or g.path.suffix.lower() != ".onnx":
+        return stated
+    try:
+        from edgeres.export.onnx_meta import read_onnx_meta
+
+        return read_onnx_meta(g.path).arch
+    except Exception:  # a model without edgeres metadata says nothing here
+        return None
+
+
+def _refuse_mixed_models(groups: Sequence[Group]) -> None:
+    archs: dict[str, list[str]] = {}
+    for g in groups:
+        arch = _arch(g)
+        if arch is not None:
+            archs.setdefault(arch, []).append(Path(g.model).name)
+    if len(archs) > 1:
+        found = "; ".join(f"{a}: {', '.join(dict.fromkeys(models))}" for a, models in archs.items())
+        raise UsageError(
+            f"the results hold different models ({found}); a report compares the variants of one "
+            "model: run edgeres report once per model"
+        )
+
+
+def caveat(precision: str, target: str | None, row: Latency) -> str | None:
+    """Why ``row``'s time means little, or None: the bench file's own caveat first."""
+    if row.caveat:
+        return row.caveat
+    if row.device != "cpu":
+        return None
+    if "fp16" in precision:
+        return FP16_ON_CPU
+    if precision.startswith("int8") and target == "tensorrt":
+        return TENSORRT_LAYOUT_ON_CPU
+    return None
+
+
+def _provenance(loaded: Sequence[Loaded]) -> tuple[tuple[str, str], ...]:
+    import datetime
+    import platform
+
+    from edgeres.version import __version__
+
+    pairs: list[tuple[str, str]] = []
+    for item in loaded:
+        if item.calibration and not any(k == "calibration" for k, _ in pairs):
+            pairs += item.calibration
+    if not pairs:
+        pairs.append(("calibration", "not recorded: no quantize result among the inputs"))
+    envs = [item.environment for item in loaded if item.environment is not None]
+    threads = envs[0].threads if envs else None
+    pairs.append(("threads used", str(threads) if threads else "backend default (all cores)"))
+    pairs.append(("report made by", f"edgeres {__version__}"))
+    pairs.append(("report made on", f"{platform.node() or 'unknown host'}"))
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    pairs.append(("report date", when))
+    return tuple(pairs)
 
 
 def _pick_baseline(groups: Sequence[Group], facts: Sequence[Fact]) -> Group | None:
@@ -86,7 +157,7 @@ def _variant(g: Group, label: str, baseline: bool, notes: list[str]) -> Variant:
                 notes.append(
                     f"{label}: batch {key[0]} on {key[1]}/{key[2]} measured twice; the last is shown"
                 )
-            rows[key] = f.latency
+            rows[key] = replace(f.latency, caveat=caveat(g.precision, g.target, f.latency))
     sens = next((f for f in g.facts if f.sensitivity or f.kept_float), None)
     backends = g.backends
     return Variant(
@@ -110,13 +181,16 @@ def _compare(variants: list[Variant], by_key: dict[str, Group], notes: list[str]
     fp32_rows: dict[tuple[int, str], float] = {}
     for v in sorted((v for v in variants if v.precision == "fp32"), key=lambda v: not v.baseline):
         for row in v.latency:
-            if row.ok and row.mean_ms:
-                fp32_rows.setdefault((row.batch, row.where), row.mean_ms)
+            if row.ok and row.headline_ms:
+                fp32_rows.setdefault((row.batch, row.where), row.headline_ms)
     out = []
     for v in variants:
         latency = tuple(
-            replace(row, ratio=row.mean_ms / fp32_rows[(row.batch, row.where)])
-            if row.ok and row.mean_ms is not None and (row.batch, row.where) in fp32_rows
+            replace(row, ratio=row.headline_ms / fp32_rows[(row.batch, row.where)])
+            if row.ok
+            and row.headline_ms is not None
+            and row.caveat is None
+            and (row.batch, row.where) in fp32_rows
             else row
             for row in v.latency
         )
@@ -154,7 +228,24 @@ def _accuracy_change(v: Variant, base: Variant, by_key: dict[str, Group], notes:
         changes = _class_changes(acc.reference_per_class, acc)
     elif base.accuracy is not None and base.accuracy.images == acc.images:
         changes = _class_changes(base.accuracy.per_class, acc)
-    return replace(v, drop=drop, agreement=acc.agreement if ref_is_fp32 else None, class_changes=changes)
+    flips = _flips(v, by_key) if ref_is_fp32 else ()
+    return replace(
+        v,
+        drop=drop,
+        agreement=acc.agreement if ref_is_fp32 else None,
+        class_changes=changes,
+        flips=flips,
+    )
+
+
+def _flips(v: Variant, by_key: dict[str, Group]) -> tuple[Flip, ...]:
+    """The flips recorded by the file that gave ``v`` its accuracy."""
+    assert v.accuracy is not None
+    source = Path(v.accuracy.source)
+    for f in by_key[v.key].facts:
+        if f.flips and f.origin == source:
+            return tuple(Flip(b, a, n) for b, a, n in f.flips)
+    return ()
 
 
 def _reference_precision(acc: Accuracy, by_key: dict[str, Group]) -> str | None:
@@ -174,7 +265,7 @@ def _class_changes(base: Sequence, acc: Accuracy) -> tuple[ClassChange, ...]:
     for c in acc.per_class:
         b = ref.get(c.name)
         if b is not None and b.total == c.total and c.accuracy is not None and b.accuracy is not None:
-            out.append(ClassChange(c.name, b.accuracy, c.accuracy))
+            out.append(ClassChange(c.name, b.accuracy, c.accuracy, c.total, b.correct, c.correct))
     return tuple(out)
 
 

@@ -2,7 +2,8 @@
 
 Everything is a frozen dataclass; ``to_dict()`` gives the plain data of report.json.
 Accuracies are fractions (0.93), drops and per-class changes are in percentage points
-(positive drop = worse than FP32), latencies in milliseconds.
+(positive drop = worse than FP32; tables show its negative, the change "Δ top-1"), latencies
+in milliseconds. The headline latency is the median (:attr:`Latency.headline_ms`), ratios too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = [
     "ClassAccuracy",
     "ClassChange",
     "Environment",
+    "Flip",
     "Latency",
     "ReportData",
     "ReportPaths",
@@ -73,10 +75,36 @@ class ClassChange:
     name: str
     baseline: float
     variant: float
+    #: Images of the class, and how many each model gets right (0 when unknown).
+    total: int = 0
+    baseline_correct: int = 0
+    variant_correct: int = 0
 
     @property
     def change(self) -> float:
         return 100.0 * (self.variant - self.baseline)
+
+    @property
+    def images_changed(self) -> int:
+        """Images gained (positive) or lost (negative) against FP32."""
+        return self.variant_correct - self.baseline_correct
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "change_points": self.change,
+            "baseline_correct": self.baseline_correct,
+            "variant_correct": self.variant_correct,
+            "total": self.total,
+        }
+
+
+@dataclass(frozen=True)
+class Flip:
+    """``count`` images FP32 put in class ``before`` that this variant puts in ``after``."""
+
+    before: str
+    after: str
+    count: int
 
 
 @dataclass(frozen=True)
@@ -95,12 +123,19 @@ class Latency:
     iterations: int = 0
     compute_mean_ms: float | None = None
     error: str | None = None
-    #: mean latency / FP32's mean latency at the same batch, backend and device (< 1: faster).
+    #: median latency / FP32's median latency at the same batch, backend and device (< 1: faster).
     ratio: float | None = None
+    #: Why this time means little (e.g. FP16 timed on a CPU); such rows get no ratio.
+    caveat: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.mean_ms is not None
+
+    @property
+    def headline_ms(self) -> float | None:
+        """The median: robust to the outliers a busy machine adds; the mean when none was recorded."""
+        return self.median_ms if self.median_ms is not None else self.mean_ms
 
     @property
     def where(self) -> str:
@@ -120,6 +155,8 @@ class Latency:
             "iterations": self.iterations,
             "compute_mean_ms": self.compute_mean_ms,
             "ratio_to_fp32": self.ratio,
+            "ratio_of": "median_ms",
+            "caveat": self.caveat,
             "error": self.error,
         }
 
@@ -140,6 +177,8 @@ class Variant:
     drop: float | None = None
     agreement: float | None = None
     class_changes: tuple[ClassChange, ...] = ()
+    #: FP32 predictions this variant changed, most frequent pair first.
+    flips: tuple[Flip, ...] = ()
     latency: tuple[Latency, ...] = ()
     sensitivity: tuple[tuple[str, float], ...] = ()
     kept_float: tuple[str, ...] = ()
@@ -170,8 +209,10 @@ class Variant:
             "size_bytes": self.size_bytes,
             "accuracy": self.accuracy.to_dict() if self.accuracy else None,
             "drop_points": self.drop,
+            "top1_change_points": None if self.drop is None else -self.drop,
             "agreement": self.agreement,
-            "class_changes": {c.name: c.change for c in self.class_changes},
+            "class_changes": {c.name: c.to_dict() for c in self.class_changes},
+            "flips": [{"fp32": f.before, "variant": f.after, "count": f.count} for f in self.flips],
             "latency": [row.to_dict() for row in self.latency],
             "sensitivity": dict(self.sensitivity),
             "kept_float": list(self.kept_float),
@@ -221,6 +262,8 @@ class ReportData:
     sources: tuple[Source, ...]
     environment: Environment | None = None
     notes: tuple[str, ...] = ()
+    #: What produced the results and the report: (name, value) pairs, e.g. calibration, edgeres version.
+    provenance: tuple[tuple[str, str], ...] = ()
 
     @property
     def baseline(self) -> Variant | None:
@@ -238,6 +281,7 @@ class ReportData:
             "variants": [v.to_dict() for v in self.variants],
             "environment": self.environment.to_dict() if self.environment else None,
             "notes": list(self.notes),
+            "provenance": dict(self.provenance),
             "sources": [{"path": s.path, "kind": s.kind} for s in self.sources],
         }
 

@@ -59,6 +59,10 @@ class Fact:
     latency: Latency | None = None
     sensitivity: tuple[tuple[str, float], ...] = ()
     kept_float: tuple[str, ...] = ()
+    #: The architecture the file states for this model (a quantize record's metadata), else None.
+    arch: str | None = None
+    #: FP32's predictions this model changed: (FP32's class, this model's class, images).
+    flips: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class Loaded:
     facts: tuple[Fact, ...]
     environment: Environment | None = None
     arch: str | None = None
+    #: How the INT8 models were made (a quantize record): (name, value) pairs for the report.
+    calibration: tuple[tuple[str, str], ...] = ()
 
 
 def expand_sources(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, bool]]:
@@ -189,6 +195,7 @@ def _eval(record: EvalRecord, path: Path) -> Loaded:
         backend=record.backend,
         size_bytes=record.size_bytes,
         accuracy=_accuracy(record.result, str(path), **extra),
+        flips=ref.flips if ref is not None else (),
     )
     return Loaded(Source(str(path), "eval"), (main, *facts))
 
@@ -209,6 +216,7 @@ def _bench(record: BenchRecord, path: Path) -> Loaded:
             iterations=r.iterations,
             compute_mean_ms=r.compute_mean_ms,
             error=r.error,
+            caveat=getattr(r, "caveat", None) or None,  # stated by newer bench files
         )
         facts.append(
             Fact(
@@ -246,7 +254,8 @@ def _quantize(record: QuantizeRecord, path: Path) -> Loaded:
     fp32_acc = None
     if fp32_top1 is not None:
         fp32_acc = Accuracy(fp32_top1, record.fp32_top5, images, str(path))
-    facts = [Fact(fp32, path, "quantize", precision="fp32", accuracy=fp32_acc)]
+    arch = record.arch
+    facts = [Fact(fp32, path, "quantize", precision="fp32", accuracy=fp32_acc, arch=arch)]
     for t in record.targets:
         acc: Accuracy | None = None
         if t.top1 is not None:
@@ -271,9 +280,26 @@ def _quantize(record: QuantizeRecord, path: Path) -> Loaded:
                 accuracy=acc,
                 sensitivity=tuple(sorted(t.sensitivity, key=lambda kv: -kv[1])),
                 kept_float=t.excluded_nodes,
+                arch=arch,
             )
         )
-    return Loaded(Source(str(path), "quantize"), tuple(facts), arch=record.arch)
+    calibration = _calibration(record)
+    return Loaded(Source(str(path), "quantize"), tuple(facts), arch=arch, calibration=calibration)
+
+
+def _calibration(record: QuantizeRecord) -> tuple[tuple[str, str], ...]:
+    if not record.method:
+        return ()
+    images = f"{record.calib_images} images" if record.calib_images else "images not recorded"
+    cache = f"cache {record.cache}" + (" (reused)" if record.reused_cache else "")
+    targets = ", ".join(t.target for t in record.targets) or "-"
+    pairs = [("calibration", f"{record.method}, {images}; {cache}"), ("quantize targets", targets)]
+    if record.method_scores:
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in record.method_scores)
+        pairs.append(("calibration methods tried", scores))
+    if record.selection_note:
+        pairs.append(("quantize note", record.selection_note))
+    return tuple(pairs)
 
 
 _READERS: dict[str, tuple[Callable[[Path, Any], Any], Callable[[Any, Path], Loaded]]] = {

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 
+from edgeres.report.changes import class_rows, flip_rows, flipped_images, rest_of_flips
 from edgeres.report.data import Environment, ReportData
-from edgeres.report.tables import fmt_pct, table
+from edgeres.report.tables import fmt_pct, legend, table
 
 __all__ = ["environment_lines", "render_markdown"]
 
@@ -44,9 +46,7 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _md_table(
-    header: tuple[str, ...], rows: list[tuple[str, ...]] | tuple[tuple[str, ...], ...]
-) -> list[str]:
+def _md_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     out = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + " --- |" * len(header)]
     out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return out
@@ -77,14 +77,7 @@ def render_markdown(data: ReportData) -> str:
     t = table(data)
     lines = [f"# {_text(data.title)}", "", "## Summary", ""]
     lines += _md_table(t.header, t.rows)
-    lines += [
-        "",
-        "Latency: mean ms per call (host to host); in brackets the ratio to FP32 at the same batch, "
-        "backend and device (below 1 = faster). Drop: FP32 top-1 minus this variant's, in points "
-        "(positive = worse). Agree: share of images where the variant predicts what FP32 predicts.",
-    ]
-    if t.noisy:
-        lines.append("`*` noisy: the time varied by more than 10% (cv); rerun on a quiet machine.")
+    lines += [""] + [_text(line) for line in legend(t)]
     lines += ["", "## Variants", ""]
     for v in data.variants:
         facts = [f"model {_code(v.model)}", f"precision {_text(v.precision)}"]
@@ -101,15 +94,21 @@ def render_markdown(data: ReportData) -> str:
     changed = [v for v in data.variants if v.class_changes]
     if changed:
         lines += ["", "## Per-class accuracy change against FP32 (points)", ""]
-        names = list(dict.fromkeys(c.name for v in changed for c in v.class_changes))
-        rows = []
-        for name in names:
-            cells = [name]  # escaped as a cell: the class names come from the results
-            for v in changed:
-                c = next((c for c in v.class_changes if c.name == name), None)
-                cells.append("-" if c is None else f"{c.change:+.1f}")
-            rows.append(tuple(cells))
-        lines += _md_table(("class", *(v.label for v in changed)), rows)
+        lines.append("The classes that changed most: change in points (images right / images of the class).")
+        lines.append("")
+        shown, rows = class_rows(changed)  # cells escaped: the class names come from the results
+        if rows:
+            lines += _md_table(("class", *(v.label for v in changed)), rows)
+        if shown.rest:
+            lines += ["", _text(shown.rest)]
+    for v in data.variants:
+        if v.flips:
+            lines += ["", f"## Predictions changed: {_text(v.label)} against FP32", ""]
+            lines.append(f"{flipped_images(v)} images predicted differently; the most frequent changes:")
+            lines.append("")
+            lines += _md_table(("FP32 predicted", f"{v.label} predicts", "images"), flip_rows(v))
+            if (rest := rest_of_flips(v)) is not None:
+                lines += ["", _text(rest)]
     sensitive = [v for v in data.variants if v.sensitivity]
     for v in sensitive:
         lines += ["", f"## Layer sensitivity: {_text(v.label)}", ""]
@@ -117,6 +116,8 @@ def render_markdown(data: ReportData) -> str:
         lines.append("")
         rows = [(name, f"{100 * gain:+.2f} pts") for name, gain in v.sensitivity]
         lines += _md_table(("layer", "agreement gained"), rows)
+    lines += ["", "## How it was made", ""]
+    lines += [f"- {_text(name)}: {_text(value)}" for name, value in data.provenance]
     lines += ["", "## Environment", ""]
     lines += [f"- {name}: {_text(value)}" for name, value in environment_lines(data.environment)]
     if data.notes:

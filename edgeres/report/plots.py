@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edgeres.report.changes import class_rows
 from edgeres.report.data import Latency, ReportData, Variant
 
-__all__ = ["COLORS", "PLOT_NAMES", "Plot", "make_plots", "matplotlib_available"]
+__all__ = ["COLORS", "PLOT_NAMES", "Plot", "accuracy_range", "make_plots", "matplotlib_available"]
 
 PLOT_NAMES = ("latency", "accuracy-latency", "per-class", "sensitivity", "sizes")
 COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
@@ -110,16 +111,16 @@ def _latency(fig: Any, data: ReportData, colors: dict[str, str]) -> str | None:
         xs, ys, ratios = [], [], []
         for j, b in enumerate(batches):
             row = v.latency_at(b, where)
-            if row is not None and row.ok and row.mean_ms is not None:
+            if row is not None and row.ok and row.headline_ms is not None:
                 xs.append(j + (i - (len(series) - 1) / 2) * width)
-                ys.append(row.mean_ms)
+                ys.append(row.headline_ms)
                 ratios.append(row.ratio)
         label = _t(v.label if len(places) == 1 else f"{v.label} ({where})")
         bars = ax.bar(xs, ys, width * 0.95, label=label, color=colors[v.key])
         texts = ["" if r is None else f"{r:.2f}x" for r in ratios]
         ax.bar_label(bars, labels=texts, fontsize=7, padding=1)
     ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
-    ax.set_ylabel("mean latency (ms)")
+    ax.set_ylabel("median latency (ms)")
     ax.legend(fontsize=8, frameon=False)
     return None
 
@@ -130,7 +131,7 @@ def _accuracy_latency(fig: Any, data: ReportData, colors: dict[str, str]) -> str
     points = []
     for v in data.variants:
         row = _first_row(v, where)
-        if v.top1 is not None and row is not None and row.mean_ms is not None:
+        if v.top1 is not None and row is not None and row.headline_ms is not None:
             points.append((v, row))
     if not points:
         return (
@@ -142,21 +143,38 @@ def _accuracy_latency(fig: Any, data: ReportData, colors: dict[str, str]) -> str
     ax = fig.add_subplot()
     for v, row in points:
         assert v.top1 is not None
-        ax.scatter([row.mean_ms], [100 * v.top1], s=60, color=colors[v.key], zorder=3)
+        ax.scatter([row.headline_ms], [100 * v.top1], s=60, color=colors[v.key], zorder=3)
         shown = f"batch {row.batch}" if len(places) == 1 else f"{row.where}, batch {row.batch}"
         ax.annotate(
             _t(f"{v.label} ({shown})"),
-            (row.mean_ms, 100 * v.top1),
+            (row.headline_ms, 100 * v.top1),
             textcoords="offset points",
             xytext=(6, 4),
             fontsize=8,
         )
     where_text = f" on {next(iter(places))}" if len(places) == 1 else ""
-    ax.set_xlabel(f"mean latency (ms){where_text}, smallest batch measured")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_xlabel(f"median latency (ms){where_text}, smallest batch measured")
+    low, high = accuracy_range(data, [100 * (v.top1 or 0.0) for v, _ in points])
+    ax.set_ylim(low, high)
+    ax.set_ylabel(f"top-1 accuracy (%), axis {low:.1f} to {high:.1f}")
     ax.grid(alpha=0.3)
-    ax.margins(x=0.25, y=0.2)
+    ax.margins(x=0.25)
     return None
+
+
+def accuracy_range(data: ReportData, top1s: list[float]) -> tuple[float, float]:
+    """The accuracy axis in %: from FP32 - max(2, 3 x the largest drop) to just above the best.
+
+    A fixed floor of 2 points keeps a 0.5-point drop from filling the height as a cliff would.
+    """
+    base = data.baseline
+    ref = 100 * base.top1 if base is not None and base.top1 is not None else max(top1s)
+    drop = max([ref - t for t in top1s] + [0.0])
+    low = max(0.0, ref - max(2.0, 3.0 * drop))
+    high = min(100.0, max([*top1s, ref]) + 0.5)
+    if high <= low:
+        high = low + 1.0
+    return low, high
 
 
 def _per_class(fig: Any, data: ReportData, colors: dict[str, str]) -> str | None:
@@ -166,7 +184,8 @@ def _per_class(fig: Any, data: ReportData, colors: dict[str, str]) -> str | None
             "No per-class comparison: it needs FP32 and another variant evaluated on the same images "
             "(edgeres eval MODEL --compare FP32.onnx --json FILE)."
         )
-    names = list(dict.fromkeys(c.name for v in changed for c in v.class_changes))
+    shown, _ = class_rows(changed)
+    names = list(shown.shown)
     ax = fig.add_subplot()
     width = 0.8 / len(changed)
     for i, v in enumerate(changed):
@@ -180,6 +199,9 @@ def _per_class(fig: Any, data: ReportData, colors: dict[str, str]) -> str | None
         range(len(names)), [_t(n) for n in names], rotation=rotate, ha="right" if rotate else "center"
     )
     ax.set_ylabel("accuracy change (points)")
+    if shown.rest:
+        rest = shown.rest.split(":")[0]  # "90 more classes": the details are in the tables
+        ax.set_title(_t(f"the {len(names)} classes that changed most; {rest} in the tables"), fontsize=8)
     ax.legend(fontsize=8, frameon=False)
     return None
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from edgeres.report.changes import class_rows, flip_rows, flipped_images, rest_of_flips
 from edgeres.report.data import ReportData
 from edgeres.report.markdown import environment_lines
 from edgeres.report.plots import Plot
-from edgeres.report.tables import fmt_pct, table
+from edgeres.report.tables import fmt_pct, legend, table
 
 __all__ = ["render_html"]
 
@@ -60,6 +61,27 @@ def _plots(plots: Sequence[Plot] | None, why_none: str | None) -> list[str]:
     return out
 
 
+def _changes(data: ReportData) -> list[str]:
+    """The classes that changed most and the most frequent prediction flips, as tables."""
+    out: list[str] = []
+    changed = [v for v in data.variants if v.class_changes]
+    if changed:
+        shown, rows = class_rows(changed)
+        out.append("<h2>Per-class accuracy change against FP32 (points)</h2>")
+        if rows:
+            out.append(_table(("class", *(v.label for v in changed)), rows))
+        if shown.rest:
+            out.append(f'<p class="note">{escape(shown.rest)}</p>')
+    for v in data.variants:
+        if v.flips:
+            out.append(f"<h2>Predictions changed: {escape(v.label)} against FP32</h2>")
+            out.append(f'<p class="note">{flipped_images(v)} images predicted differently.</p>')
+            out.append(_table(("FP32 predicted", f"{v.label} predicts", "images"), flip_rows(v)))
+            if (rest := rest_of_flips(v)) is not None:
+                out.append(f'<p class="note">{escape(rest)}</p>')
+    return out
+
+
 def render_html(data: ReportData, plots: Sequence[Plot] | None, *, why_no_plots: str | None = None) -> str:
     """The page; ``plots`` None (matplotlib missing) gives tables only and ``why_no_plots``."""
     t = table(data)
@@ -73,11 +95,7 @@ def render_html(data: ReportData, plots: Sequence[Plot] | None, *, why_no_plots:
         f"<h1>{escape(data.title)}</h1>",
         "<h2>Summary</h2>",
         _table(t.header, t.rows, classes),
-        '<p class="note">Latency: mean ms per call (host to host); in brackets the ratio to FP32 at the '
-        "same batch, backend and device (below 1 = faster). Drop: FP32 top-1 minus the variant's, in "
-        "points. Agree: share of images where the variant predicts what FP32 predicts."
-        + (" * noisy: the time varied by more than 10%." if t.noisy else "")
-        + "</p>",
+        *(f'<p class="note">{escape(line)}</p>' for line in legend(t)),
     ]
     parts += _plots(plots, why_no_plots)
     rows = []
@@ -98,7 +116,10 @@ def render_html(data: ReportData, plots: Sequence[Plot] | None, *, why_no_plots:
         "<h2>Variants</h2>",
         _table(("variant", "model", "target", "top-1", "top-5", "images", "kept in float"), rows, text=True),
     ]
+    parts += _changes(data)
     parts += [
+        "<h2>How it was made</h2>",
+        _table(("item", "value"), data.provenance, text=True),
         "<h2>Environment</h2>",
         _table(("item", "value"), environment_lines(data.environment), text=True),
     ]

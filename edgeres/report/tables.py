@@ -1,8 +1,10 @@
 """The summary table as rows of strings, shared by the terminal, report.md and report.html.
 
 One row per variant and place it ran (backend/device); a variant never benchmarked gets
-one row with ``-`` for latency. A latency cell is ``mean ms (ratio to FP32)``; a ``*``
-marks a noisy measurement.
+one row with ``-`` for latency. A latency cell is ``median / p99 ms (ratio of medians to
+FP32)``; a ``*`` marks a noisy measurement, a ``†`` a time that means little (FP16 on a CPU,
+a tensorrt-layout INT8 model on a CPU), which gets no ratio. ``Δ top-1`` is the variant's
+top-1 minus FP32's, in points: negative is a loss.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from edgeres.report.data import Latency, ReportData, Variant
 
-__all__ = ["Table", "fmt_ms", "fmt_pct", "summary_table", "table"]
+__all__ = ["CAVEAT_MARK", "Table", "fmt_ms", "fmt_pct", "legend", "summary_table", "table"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class Table:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     noisy: bool  # some cell carries the noisy mark
+    #: The caveats of the cells marked ``†``, each once.
+    caveats: tuple[str, ...] = ()
 
 
 def fmt_pct(x: float | None) -> str:
@@ -33,10 +37,14 @@ def _size(v: Variant) -> str:
     return "-" if v.size_mb is None else f"{v.size_mb:.2f}"
 
 
-def _drop(v: Variant) -> str:
+CAVEAT_MARK = "†"
+
+
+def _change(v: Variant) -> str:
+    """Top-1 minus FP32's, in points: ``-0.56`` is a loss."""
     if v.baseline:
         return "baseline"
-    return "-" if v.drop is None else f"{v.drop:+.2f}"
+    return "-" if v.drop is None else f"{-v.drop:+.2f}"
 
 
 def _cell(row: Latency | None) -> str:
@@ -44,7 +52,10 @@ def _cell(row: Latency | None) -> str:
         return "-"
     if not row.ok:
         return "failed"
-    text = fmt_ms(row.mean_ms) + ("*" if row.noisy else "")
+    text = fmt_ms(row.headline_ms)
+    if row.p99_ms is not None:
+        text += f" / {fmt_ms(row.p99_ms)}"
+    text += ("*" if row.noisy else "") + (CAVEAT_MARK if row.caveat else "")
     return text if row.ratio is None else f"{text} ({row.ratio:.2f}x)"
 
 
@@ -54,22 +65,39 @@ def _places(v: Variant) -> list[str]:
 
 def table(data: ReportData) -> Table:
     batches = data.batches
-    header: tuple[str, ...] = ("variant", "precision", "size MB", "top-1", "drop pts", "agree", "runs on")
-    header = (*header, *(f"batch {b} ms" for b in batches), "img/s")
+    header: tuple[str, ...] = ("variant", "precision", "size MB", "top-1", "Δ top-1 pts", "agree", "runs on")
+    header = (*header, *(f"batch {b} median / p99 ms" for b in batches), "img/s")
     rows = []
     noisy = False
+    caveats: dict[str, None] = {}
     for v in data.variants:
         for where in _places(v):
-            cells = [v.label, v.precision, _size(v), fmt_pct(v.top1), _drop(v), fmt_pct(v.agreement), where]
+            cells = [v.label, v.precision, _size(v), fmt_pct(v.top1), _change(v), fmt_pct(v.agreement), where]
             ok = [row for row in v.latency if row.where == where]
             for b in batches:
                 row = next((r for r in ok if r.batch == b), None)
                 noisy = noisy or bool(row and row.ok and row.noisy)
+                if row is not None and row.ok and row.caveat:
+                    caveats[row.caveat] = None
                 cells.append(_cell(row))
             best = max((r.throughput for r in ok if r.ok and r.throughput), default=None)
             cells.append("-" if best is None else f"{best:.1f}")
             rows.append(tuple(cells))
-    return Table(header, tuple(rows), noisy)
+    return Table(header, tuple(rows), noisy, tuple(caveats))
+
+
+def legend(t: Table) -> list[str]:
+    """The lines that explain the table's marks and columns, shared by every rendering."""
+    lines = [
+        "Latency: median / p99 ms per call (host to host); in brackets the ratio of medians to FP32 "
+        "at the same batch, backend and device (below 1 = faster). Δ top-1: the variant's top-1 minus "
+        "FP32's, in points (negative = a loss). Agree: share of images where the variant predicts what "
+        "FP32 predicts."
+    ]
+    if t.noisy:
+        lines.append("* noisy: the time varied by more than 10% (cv); rerun on a quiet machine.")
+    lines += [f"{CAVEAT_MARK} {c} (left out of the ratios)." for c in t.caveats]
+    return lines
 
 
 def summary_table(data: ReportData) -> str:
@@ -84,6 +112,9 @@ def summary_table(data: ReportData) -> str:
     lines = [line(t.header), *(line(r) for r in t.rows)]
     if t.noisy:
         lines.append("* noisy: the time varied by more than 10%; rerun on a quiet machine")
+    lines += [f"{CAVEAT_MARK} {c}: left out of the ratios" for c in t.caveats]
     if any("x)" in c for r in t.rows for c in r):
-        lines.append("(0.50x) = half the FP32 latency at the same batch, backend and device")
+        lines.append("(0.50x) = half the FP32 median latency at the same batch, backend and device")
+    if any(r[4] not in ("baseline", "-") for r in t.rows):
+        lines.append("Δ top-1 pts: top-1 minus FP32's, in points (negative = a loss)")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeres.errors import MissingDependencyError, UsageError
+from edgeres.errors import TENSORRT_INSTALL, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:
     from edgeres.runners.base import Runner
@@ -270,7 +270,7 @@ register_backend(
     description="TensorRT: an engine built by edgeres, on a CUDA GPU or a Jetson's GPU/DLA",
     requires="tensorrt",
     package="TensorRT",
-    install="`pip install edgeres[tensorrt]` (on a Jetson, use JetPack's TensorRT)",
+    install=TENSORRT_INSTALL,
     files=".engine/.plan",
     gpu_only=True,
 )

@@ -287,6 +287,8 @@ def fit(
     mine = slice(info.rank, None, info.world_size)  # this rank's share of the validation images
     val_images, val_labels = prep.val_images[mine].to(images.device), prep.val_labels[mine]
     start = len(history)
+    if info.is_main and start < s.epochs:
+        _say(_start_line(s, prep, start), show)
     for epoch in range(start, s.epochs):
         t0 = time.perf_counter()
         order = dist_.shard(pool, epoch, s.seed, info).to(images.device)
@@ -339,9 +341,9 @@ def _train_epoch(
     t0: float,
 ) -> None:
     """One step per batch of indices, with a progress bar (``show``) of the running numbers."""
-    from tqdm import tqdm
+    from edgeres.progress import progress_bar
 
-    bar = tqdm(batches, desc=desc, unit="batch", disable=not show, leave=False)
+    bar = progress_bar(batches, desc=desc, unit="batch", enabled=show)
     shown = t0
     for idx in bar:
         step(images[idx], labels[idx])
@@ -383,6 +385,24 @@ def _warn_without_warmup(s: TrainSettings, info: dist_.DistInfo) -> None:
 def _finite(model: nn.Module) -> bool:
     values = [t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point()]
     return bool(torch.stack(values).all()) if values else True
+
+
+def _start_line(s: TrainSettings, prep: Any, start: int) -> str:
+    """What starts, before the first epoch's bar: the net, the data, the split, the epochs."""
+    epochs = f"epochs {start + 1}-{s.epochs}" if s.epochs > start + 1 else f"epoch {s.epochs}"
+    return (
+        f"training {s.arch} on {prep.data.description}: {len(prep.train_idx)} images to train on, "
+        f"{len(prep.val_labels)} to validate on, {epochs}"
+    )
+
+
+def _say(line: str, show: bool) -> None:
+    """A line in the log (INFO) and, with progress bars, on stderr above them."""
+    log.info("%s", line)
+    if show:
+        from edgeres.progress import announce
+
+        announce(line)
 
 
 def _report(row: dict[str, Any], epochs: int, show: bool) -> None:

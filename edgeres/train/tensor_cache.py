@@ -205,9 +205,9 @@ def _from_arrays(source: ArraySource, pre: Preprocessing, progress: bool) -> Ten
             f"{pre.input_size[0]} network input (need at least {side} px); use larger images or a CIFAR net"
         )
     if (ih, iw) != pre.input_size:
-        from tqdm import tqdm
+        from edgeres.progress import progress_bar
 
-        it = tqdm(arr, desc="resizing", unit="img", disable=not progress, leave=False)
+        it = progress_bar(arr, desc="resizing", unit="img", enabled=progress)
         arr = np.stack([np.asarray(resize_and_crop(Image.fromarray(a), pre), np.uint8) for a in it])
     images = np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
     h = hashlib.blake2b(digest_size=16)
@@ -236,7 +236,7 @@ def _decode(
     source: FileListSource, pre: Preprocessing, workers: int, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Decode every image with a thread pool: (uint8 NCHW of the usable ones, their indices, skipped)."""
-    from tqdm import tqdm
+    from edgeres.progress import progress_bar
 
     n = len(source)
     th, tw = pre.input_size
@@ -264,7 +264,7 @@ def _decode(
     threads = workers or min(8, os.cpu_count() or 1)
     with (
         ThreadPoolExecutor(threads) as pool,
-        tqdm(total=n, desc="decoding images", unit="img", disable=not progress, leave=False) as bar,
+        progress_bar(total=n, desc="decoding images", unit="img", enabled=progress) as bar,
     ):
         for done in pool.map(chunk, range(0, n, 256)):
             for i, problem in done:

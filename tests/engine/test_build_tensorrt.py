@@ -35,7 +35,7 @@ def test_no_tensorrt_says_how_to_install(fp32: Path, monkeypatch: pytest.MonkeyP
         build_engine(fp32, EngineOptions(output=fp32.with_name("x.engine")))
     assert str(info.value) == NOT_INSTALLED
     assert NOT_INSTALLED == (
-        "TensorRT is not installed: pip install edgeres[tensorrt] (on a Jetson, use JetPack's TensorRT)"
+        'TensorRT is not installed: pip install "edgeres[tensorrt]" (on a Jetson, use JetPack\'s TensorRT)'
     )
     assert info.value.exit_code == 1 and not fp32.with_name("x.engine").exists()
 

@@ -169,7 +169,7 @@ def test_missing_converter_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxconverter_common", None)  # import now raises ImportError
     with pytest.raises(
-        MissingDependencyError, match=r"onnxconverter-common: pip install edgeres\[tensorrt\]"
+        MissingDependencyError, match=r'onnxconverter-common: pip install "edgeres\[tensorrt\]"'
     ):
         convert_fp16(fp32, tmp_path / "out.onnx")
     assert not list(tmp_path.iterdir())

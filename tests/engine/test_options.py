@@ -80,6 +80,9 @@ def test_options_from_strings_and_paths(tmp_path: Path) -> None:
     assert opts.batch == BatchProfile(1, 4, 8) and opts.workspace == 1 << 30 and opts.input_size == (32, 32)
     assert opts.engine_path(tmp_path / "r20.onnx") == tmp_path / "r20.fp16.engine"
     assert EngineOptions().engine_path(tmp_path / "r20.int8.onnx") == tmp_path / "r20.int8.engine"
+    assert opts.engine_path(tmp_path / "r20.fp32.onnx") == tmp_path / "r20.fp16.engine"  # not r20.fp32.fp16
+    assert EngineOptions().engine_path(tmp_path / "r20.fp32.onnx") == tmp_path / "r20.fp32.engine"
+    assert EngineOptions().engine_path(tmp_path / "model") == tmp_path / "model.engine"
     assert EngineOptions(output=tmp_path / "x.plan").engine_path("whatever.onnx") == tmp_path / "x.plan"
     d = opts.to_dict()
     assert d["batch"] == "1:4:8" and d["workspace_bytes"] == 1 << 30 and d["fp16"] is True

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeres.errors import EdgeresError, UsageError
+from edgeres.errors import EdgeresError
 from tests.quantize.conftest import FragileModel
 
 TARGETS = ("cpu", "tensorrt")
@@ -220,17 +220,6 @@ def test_an_interrupted_correction_leaves_nothing_behind(quantized: Quantized, t
     assert not list(tmp_path.iterdir())
 
 
-def test_bias_correction_needs_calibration_images(quantized: Quantized, tmp_path: Path) -> None:
-    from edgeres.quantize.workflow import QuantizeOptions
-
-    cache = tmp_path / "c.json"
-    cache.write_text("{}")
-    with pytest.raises(
-        UsageError, match="bias correction runs the model on calibration images: give --calib"
-    ):
-        QuantizeOptions(calib_cache=cache, bias_correction=True)
-
-
 def test_quantize_cli_records_what_bias_correction_did(quantized: Quantized, tmp_path: Path, run_cli) -> None:
     from edgeres.records import read_quantize
 
@@ -253,3 +242,51 @@ def test_quantize_cli_records_what_bias_correction_did(quantized: Quantized, tmp
     assert r.code == 0, r.err
     assert "bias correction" not in r.out
     assert read_quantize(plain_js).targets[0].bias_correction is None
+
+
+def test_a_calibration_cache_keeps_the_corrections_for_reuse(
+    quantized: Quantized, tmp_path: Path, run_cli
+) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeres.records import read_quantize
+
+    cache = tmp_path / "c.calib.json"
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    common = [
+        "quantize",
+        str(quantized.fp32),
+        "--target",
+        "cpu",
+        "--bias-correction",
+        "--calib-cache",
+        str(cache),
+    ]
+    r = run_cli(*common, "--calib", quantized.data, "--calib-size", "64", "-o", str(first), "--no-progress")
+    assert r.code == 0, r.err
+    assert list(json.loads(cache.read_text())["bias_corrections"]) == ["cpu"]
+    js = tmp_path / "b.json"
+    r = run_cli(*common, "-o", str(second), "--json", str(js))  # no images: the cache's corrections
+    assert r.code == 0, r.err
+    bc = read_quantize(js).targets[0].bias_correction
+    assert bc is not None and (bc.layers, bc.images) == (20, 64)
+    assert json.loads(js.read_text())["targets"][0]["bias_correction"]["reused"] is True
+
+    def weights(path: Path) -> dict[str, np.ndarray]:
+        return {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+
+    a, b = weights(first), weights(second)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+    # another layout, or other layers in float, were never measured: say what to do
+    for extra in (["--target", "tensorrt"], ["--exclude", "/fc/Gemm"]):
+        r = run_cli(*common, "-o", str(tmp_path / "c.onnx"), *extra)
+        assert r.code == 2 and "keeps no bias correction" in r.err and "give --calib DIR" in r.err, r.err
+    # damaged stored corrections are refused, not applied
+    data = json.loads(cache.read_text())
+    node = next(iter(data["bias_corrections"]["cpu"]["shifts"]))
+    data["bias_corrections"]["cpu"]["shifts"][node] = ["NaN"]
+    cache.write_text(json.dumps(data))
+    r = run_cli(*common, "-o", str(tmp_path / "d.onnx"))
+    assert r.code == 1 and "malformed bias corrections" in r.err, r.err

@@ -73,7 +73,13 @@ def ranges(fp32: Path) -> Ranges:
 @pytest.fixture(scope="module")
 def written(fp32: Path, ranges: Ranges) -> dict[str, QdqResult]:
     return {
-        t: write_qdq(fp32, ranges, t, fp32.with_name(f"r20.{t}.onnx"), calibration={"method": "minmax"})
+        t: write_qdq(
+            fp32,
+            ranges,
+            t,
+            fp32.with_name(f"r20.{t}.onnx"),
+            calibration={"method": "minmax", "images": Path("imgs")},
+        )
         for t in ("tensorrt", "cpu")
     }
 
@@ -131,6 +137,8 @@ def test_tensorrt_layout(written: dict[str, QdqResult]) -> None:
         weight = g.init[g.producer[w_dq.input[0]].input[0]]
         scale = g.init[w_dq.input[1]]
         assert scale.shape == (weight.shape[0],), "per-channel weight scales, one per output channel"
+        absmax = np.abs(weight).reshape(weight.shape[0], -1).max(1)
+        np.testing.assert_allclose(scale, absmax / 127, rtol=1e-6, err_msg="symmetric, full 8-bit range")
         assert g.op(b) == "initializer" and g.init[b].dtype == np.float32, "bias stays float"
         for after in g.consumers[conv.output[0]]:
             if after.op_type == "QuantizeLinear":  # only where the output feeds a conv/add input
@@ -280,7 +288,7 @@ def test_the_model_records_how_it_was_quantized(written: dict[str, QdqResult], r
             "excluded_nodes": [],
             "num_ranges": len(ranges),
             "onnxruntime": onnxruntime.__version__,
-            "calibration": {"method": "minmax"},
+            "calibration": {"method": "minmax", "images": "imgs"},
         }
 
 
@@ -291,6 +299,60 @@ def test_counting_kernels_of_a_missing_or_damaged_model(
     with pytest.raises(UsageError, match=r"^ONNX model 'gone.onnx' does not exist$"):
         count_int8_kernels("gone.onnx")
     Path("bad.onnx").write_bytes(b"not a model")
-    with pytest.raises(EdgeresError, match=r"^ONNX Runtime cannot load 'bad.onnx': \S"):
+    with pytest.raises(EdgeresError, match=r"^ONNX Runtime cannot load 'bad.onnx': (?!None$)\S"):
         count_int8_kernels("bad.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]  # nothing written beside it
+
+
+def test_the_summary_line() -> None:
+    plain = QdqResult(Path("m.onnx"), "cpu", 3, (), 1_050_000)
+    assert plain.summary() == "m.onnx (cpu Q/DQ layout, 3 weighted ops in int8, 1.1 MB)"
+    kept = QdqResult(Path("m.onnx"), "tensorrt", 3, ("a", "b"), 1_050_000)
+    assert kept.summary() == "m.onnx (tensorrt Q/DQ layout, 3 weighted ops in int8, 2 kept in float, 1.1 MB)"
+
+
+def test_unknown_nodes_to_keep_in_float_are_named(fp32: Path, ranges: Ranges, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    five = [f"n{i}" for i in range(5)]
+    with pytest.raises(UsageError) as err:
+        write_qdq(fp32, ranges, "cpu", out, exclude_nodes=["/conv1/Conv", *five])
+    assert str(err.value) == f"node(s) to keep in float not found in {fp32.name}: n0, n1, n2, n3, n4"
+    with pytest.raises(UsageError) as err:
+        write_qdq(fp32, ranges, "cpu", out, exclude_nodes=[*five, "n5"])
+    assert (
+        str(err.value) == f"node(s) to keep in float not found in {fp32.name}: n0, n1, n2, n3, n4 and 1 more"
+    )
+    assert not out.exists()
+
+
+def test_the_metadata_is_written_with_sorted_keys(written: dict[str, QdqResult]) -> None:
+    props = {p.key: p.value for p in onnx.load(str(written["cpu"].path)).metadata_props}
+    raw = props[QUANT_META_KEY]
+    assert raw == json.dumps(json.loads(raw), sort_keys=True)  # stable bytes for the same settings
+
+
+def test_a_damaged_model_cannot_be_prepared(tmp_path: Path, ranges: Ranges) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(EdgeresError) as err:
+        write_qdq(bad, ranges, "cpu", tmp_path / "q.onnx")
+    message = str(err.value)
+    assert message.startswith(f"cannot prepare '{bad}' for quantization: ")
+    assert message.removeprefix(f"cannot prepare '{bad}' for quantization: ") not in ("", "None")
+
+
+def test_counting_kernels_writes_nothing_beside_the_caller(
+    fp32: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert conv_kernels(count_int8_kernels(fp32)) == (0, NUM_CONVS + 1)
+    assert list(tmp_path.iterdir()) == []  # ORT's optimized copy went to a temporary folder
+
+
+def test_only_the_cpu_layout_warns_of_requantized_float_convs(
+    fp32: Path, ranges: Ranges, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    middle = Graph(fp32).of("Conv")[1].name  # reads a Relu through Q/DQ, feeds a Relu a conv reads
+    trt = write_qdq(fp32, ranges, "tensorrt", tmp_path / "trt.onnx", exclude_nodes=[middle])
+    assert requantized_on_cpu(Graph(trt.path).model.graph, [middle]) == [middle]  # what ORT would do
+    assert [r for r in caplog.records if r.name == "edgeres.quantize.qdq"] == []  # TensorRT does not

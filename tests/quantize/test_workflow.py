@@ -66,7 +66,11 @@ def test_targets_and_output_names() -> None:
     assert resolve_targets("auto") in (("cpu",), ("tensorrt",))
     paths = output_paths(Path("m.pt"), Path("out/q.onnx"), ("cpu", "tensorrt"))
     assert paths == {"cpu": Path("out/q.cpu.onnx"), "tensorrt": Path("out/q.tensorrt.onnx")}
-    assert output_paths(Path("d/m.pt"), None, ("cpu",)) == {"cpu": Path("d/m.int8.onnx")}
+    assert output_paths(Path("d/m.pt"), None, ("cpu",)) == {"cpu": Path("d/m.int8.cpu.onnx")}
+    assert output_paths(Path("d/m.fp32.onnx"), None, ("tensorrt",)) == {
+        "tensorrt": Path("d/m.int8.tensorrt.onnx")
+    }
+    assert output_paths(Path("d/m.pt"), Path("q.onnx"), ("cpu",)) == {"cpu": Path("q.onnx")}
 
 
 def test_quantize_writes_both_targets_and_reuses_its_cache(

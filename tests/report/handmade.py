@@ -125,3 +125,10 @@ def quantize(path: Path, fp32: str, targets: list[dict[str, Any]], *, fp32_top1:
     }
     path.write_text(json.dumps(data))
     return path
+
+
+def rewrite_meta(path: Path, **meta: Any) -> None:
+    """A quantize file's model metadata changed (e.g. another architecture)."""
+    data = json.loads(path.read_text())
+    data["meta"].update(meta)
+    path.write_text(json.dumps(data))

@@ -53,8 +53,8 @@ def test_writes_the_three_files_with_every_plot(copied: Results, tmp_path: Path)
     assert data["sources"][0] == {"path": str(copied.eval_fp32), "kind": "eval"}
     md = paths.markdown.read_text()
     assert (
-        "| variant | precision | size MB | top-1 | drop pts | agree | runs on | batch 1 ms | batch 2 ms |"
-        in md
+        "| variant | precision | size MB | top-1 | Δ top-1 pts | agree | runs on "
+        "| batch 1 median / p99 ms | batch 2 median / p99 ms |" in md
     )
     assert "## Layer sensitivity: INT8" in md and "/layer3/layer3.2/conv2/Conv" in md
     assert "## Environment" in md and "onnxruntime" in md

@@ -103,3 +103,22 @@ def test_the_report_loads_offline_without_errors_and_shows_its_plots(copied: Res
     for i, variant in enumerate(paths.data.variants):  # every variant's color is painted (bars, points)
         rgb = tuple(int(COLORS[i][j : j + 2], 16) for j in (1, 3, 5))
         assert colors.get(rgb, 0) > 500, (variant.label, COLORS[i])
+
+
+def test_a_hundred_class_report_shows_at_most_ten_classes_in_its_figure(tmp_path: Path) -> None:
+    browser = _chromium()
+    pytest.importorskip("matplotlib")
+    from edgeres.report.changes import TOP_CLASSES
+    from tests.report import handmade
+
+    base = {f"class{i:02d}": (18, 18) for i in range(100)}
+    int8 = {k: (17 - i % 3, 18) for i, k in enumerate(base)}  # every class changed
+    e32 = handmade.evaluation(tmp_path / "e32.json", "m.onnx", base)
+    e8 = handmade.evaluation(tmp_path / "e8.json", "m.int8.onnx", int8, reference=("m.onnx", base, 0.9))
+    paths = build_report([e32, e8], tmp_path / "report")
+    dom, stderr, fetched = _load(browser, paths.html, tmp_path, "--dump-dom")
+    assert fetched == [] and _console(stderr, paths.html) == []
+    figure = dict(re.findall(r'<figure id="plot-([\w-]+)">(.*?)</figure>', dom, flags=re.S))["per-class"]
+    assert 0 < len(set(re.findall(r">(class\d\d)<", figure))) <= TOP_CLASSES
+    table = dom.split("<h2>Per-class accuracy change against FP32 (points)</h2>")[1].split("<h2>")[0]
+    assert table.count("<tr>") == 1 + TOP_CLASSES and "90 more classes" in table

@@ -67,7 +67,8 @@ def test_class_and_file_names_never_become_links_or_images(run_cli, tmp_path: Pa
     }
     e32 = handmade.evaluation(tmp_path / "a.json", "[m](javascript:alert(2)).onnx", evil)
     e8 = handmade.evaluation(
-        tmp_path / "b.json", "![](http://evil.example/m.int8.onnx)", {k: (2, 2) for k in evil},
+        tmp_path / "b.json", "![](http://evil.example/m.int8.onnx)",
+        {**{k: (2, 2) for k in evil}, "[x](javascript:alert(1))": (1, 2)},  # every class changed: all shown
         reference=("[m](javascript:alert(2)).onnx", evil, 0.5),
     )  # fmt: skip
     r = run_cli("report", str(e32), str(e8), "-o", str(tmp_path / "rep"), "--title", "[t](javascript:x) _u_")

@@ -146,7 +146,7 @@ def test_tensorrt_missing_is_clear(tmp_path: Path, suffix: str) -> None:
     with pytest.raises(MissingDependencyError) as info:
         make_runner(engine)
     text = str(info.value)
-    assert "TensorRT" in text and "pip install edgeres[tensorrt]" in text and "JetPack" in text
+    assert "TensorRT" in text and 'pip install "edgeres[tensorrt]"' in text and "JetPack" in text
     assert "\n" not in text and info.value.exit_code == 1
 
 
