@@ -103,14 +103,14 @@ def _ort_providers() -> tuple[str, ...]:
 
 
 def _openvino_devices() -> tuple[str, ...]:
-    if importlib.util.find_spec("openvino") is None:
-        return ()
     try:
+        if importlib.util.find_spec("openvino") is None:
+            return ()
         import openvino
 
         core = openvino.Core()
         return tuple(f"{d} ({core.get_property(d, 'FULL_DEVICE_NAME')})" for d in core.available_devices)
-    except Exception:  # a broken install (a plugin without its driver) must not break `edgeres info`
+    except Exception:  # a broken or blocked install, a plugin without its driver: not `edgeres info`'s end
         return ()
 
 
