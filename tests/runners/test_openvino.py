@@ -287,3 +287,23 @@ def test_bench_runs_on_openvino(run_cli: Any, models: dict[str, Path]) -> None:
         assert absent.code == 1 and "OpenVINO has no device 'NPU' here; available: " in absent.out
     refused = run_cli("bench", str(models["fp32"]), "--backend", "onnxruntime", "--device", "NPU", *quick)
     assert refused.code == 2 and "unknown device 'NPU'; use cpu or cuda" in refused.out + refused.err
+
+
+def test_compile_failure_is_one_line(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "Exception from src/inference/src/cpp/core.cpp:109:\n"
+            "Exception from src/plugins/intel_cpu/src/node.cpp:1522:\nUnsupported operation Foo\n"
+        )
+
+    monkeypatch.setattr(ov.Core, "compile_model", refuse)
+    with pytest.raises(EdgeresError) as info:
+        OpenVinoRunner(models["fp32"]).activate()
+    assert str(info.value) == "OpenVINO cannot compile 'r20.onnx' for CPU: Unsupported operation Foo"
+
+
+def test_factory_maps_precision_to_the_hint(models: dict[str, Path]) -> None:
+    runners = {p: make_runner(models["fp32"], "openvino", precision=p) for p in ("fp32", "bf16", "fp16")}
+    assert {p: r.precision_hint for p, r in runners.items()} == {"fp32": None, "bf16": "bf16", "fp16": "f16"}  # type: ignore[attr-defined]
+    with pytest.raises(UsageError, match="unknown precision 'int8' for openvino; use fp32, bf16 or fp16"):
+        make_runner(models["fp32"], "openvino", precision="int8")
