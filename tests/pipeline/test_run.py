@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -107,7 +108,15 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
         "result",
         "reference",
     ]
-    assert list(int8["reference"]) == ["model", "precision", "backend", "size_bytes", "result", "agreement"]
+    assert list(int8["reference"]) == [
+        "model",
+        "precision",
+        "backend",
+        "size_bytes",
+        "result",
+        "agreement",
+        "flips",
+    ]
     assert int8["precision"] == "int8" and Path(int8["model"]).name == "model.int8.cpu.onnx"
     assert int8["result"]["num_images"] == 64
     assert int8["reference"]["result"] == fp32["result"]
@@ -116,6 +125,10 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
     int8_pred, _ = _predictions(out / "model.int8.cpu.onnx", out)
     assert len(set(fp32_pred.tolist())) > 1  # a model that answers one class proves nothing
     assert int8["reference"]["agreement"] == pytest.approx(float(np.mean(int8_pred == fp32_pred)), abs=1e-12)
+    flipped = int8_pred != fp32_pred
+    changed = collections.Counter(zip(fp32_pred[flipped].tolist(), int8_pred[flipped].tolist(), strict=True))
+    counts = [f["count"] for f in int8["reference"]["flips"]]
+    assert sum(counts) == int(flipped.sum()) and counts == sorted(changed.values(), reverse=True)
     assert fp32["result"]["top1"] == pytest.approx(float(np.mean(fp32_pred == labels)), abs=1e-12)
     assert int8["result"]["top1"] == pytest.approx(float(np.mean(int8_pred == labels)), abs=1e-12)
     if FP16:
