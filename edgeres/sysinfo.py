@@ -1,4 +1,4 @@
-"""What this machine can run: library versions, CPU features, GPUs, ONNX Runtime providers.
+"""What this machine can run: library versions, CPU features, GPUs, ONNX Runtime providers, OpenVINO devices.
 
 Every benchmark result records this, and ``edgeres info`` prints it.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 # CPU flags that decide how fast INT8 and FP16 run, by the name /proc/cpuinfo gives them.
 _X86_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
 _ARM_FEATURES = ("asimd", "asimddp", "i8mm", "sve", "sve2", "bf16")
-LIBRARIES = ("torch", "onnx", "onnxruntime", "tensorrt", "numpy", "click")
+LIBRARIES = ("torch", "onnx", "onnxruntime", "tensorrt", "openvino", "numpy", "click")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class SystemInfo:
     cuda_driver: str | None = None
     onnxruntime_providers: tuple[str, ...] = ()
     jetson: dict[str, str] = field(default_factory=dict)
+    #: OpenVINO's devices with their names, e.g. "CPU (Intel(R) Xeon(R) ...)"; empty without OpenVINO.
+    openvino_devices: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +102,18 @@ def _ort_providers() -> tuple[str, ...]:
     return tuple(onnxruntime.get_available_providers())
 
 
+def _openvino_devices() -> tuple[str, ...]:
+    try:
+        if importlib.util.find_spec("openvino") is None:
+            return ()
+        import openvino
+
+        core = openvino.Core()
+        return tuple(f"{d} ({core.get_property(d, 'FULL_DEVICE_NAME')})" for d in core.available_devices)
+    except Exception:  # a broken or blocked install, a plugin without its driver: not `edgeres info`'s end
+        return ()
+
+
 def _jetson() -> dict[str, str]:
     info: dict[str, str] = {}
     release = Path("/etc/nv_tegra_release")
@@ -124,6 +139,7 @@ def collect() -> SystemInfo:
         cuda_driver=driver,
         onnxruntime_providers=_ort_providers(),
         jetson=_jetson(),
+        openvino_devices=_openvino_devices(),
     )
 
 
@@ -141,6 +157,8 @@ def format_info(info: SystemInfo) -> str:
     else:
         lines.append("cuda         no CUDA device visible to torch")
     lines.append(f"onnxruntime  providers: {', '.join(info.onnxruntime_providers) or 'none'}")
+    if info.libraries.get("openvino"):
+        lines.append(f"openvino     devices: {', '.join(info.openvino_devices) or 'none'}")
     for key, value in info.jetson.items():
         lines.append(f"jetson       {key}: {value}")
     return "\n".join(lines)

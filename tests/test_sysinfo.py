@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+
 from edgeres.sysinfo import collect, cpu_model_and_features, format_info, library_version
 
 X86 = """processor : 0
@@ -38,3 +41,21 @@ def test_collect_describes_this_machine() -> None:
     assert "CPUExecutionProvider" in info.onnxruntime_providers
     assert info.cpu_count >= 1
     assert "tensorrt" in text
+
+
+def test_openvino_version_and_devices() -> None:
+    from dataclasses import replace
+
+    info = collect()
+    assert "openvino" in info.libraries
+    if importlib.util.find_spec("openvino") is None:
+        assert info.libraries["openvino"] is None and info.openvino_devices == ()
+    else:
+        assert info.libraries["openvino"] == importlib.metadata.version("openvino")
+        assert any(d.startswith("CPU (") for d in info.openvino_devices)
+    named = replace(info, libraries={**info.libraries, "openvino": "2026.4.1"}, openvino_devices=("CPU (x)",))
+    assert "openvino     2026.4.1" in format_info(named).splitlines()
+    assert "openvino     devices: CPU (x)" in format_info(named).splitlines()
+    absent = replace(info, libraries={**info.libraries, "openvino": None}, openvino_devices=())
+    lines = format_info(absent).splitlines()
+    assert "openvino     not installed" in lines and not any("devices:" in line for line in lines)

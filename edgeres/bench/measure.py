@@ -79,7 +79,8 @@ class BenchSettings:
             raise UsageError(f"--threads must be at least 1, got {self.threads}")
         registry.check_choice(self.backend)
         kind, _, index = self.device.lower().partition(":")
-        if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        bad = kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit()))
+        if bad and self.backend != "openvino":  # OpenVINO's runner checks its own devices (GPU.1, NPU, AUTO)
             raise UsageError(f"unknown device '{self.device}'; use cpu or cuda (cuda:N)")
         if self.precision not in ("fp32", "fp16"):
             raise UsageError(f"unknown precision '{self.precision}'; use fp32 or fp16")

@@ -20,7 +20,12 @@ from edgeres.runners.registry import auto_help, backend_choices
     show_default=True,
     help=auto_help(),
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N); engines run on cuda.")
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="cpu or cuda (cuda:N); engines run on cuda; with --backend openvino, OpenVINO's (GPU, NPU, AUTO).",
+)
 @click.option(
     "--precision",
     type=click.Choice(["fp32", "fp16"]),

@@ -274,3 +274,13 @@ register_backend(
     files=".engine/.plan",
     gpu_only=True,
 )
+register_backend(
+    "openvino",
+    (".xml",),
+    "edgeres.runners.openvino_runner:create",
+    description="OpenVINO: an ONNX classifier (FP32, FP16, Q/DQ INT8) or an IR .xml on CPU, GPU, NPU, AUTO",
+    requires="openvino",
+    package="OpenVINO",
+    install="`pip install edgeres[openvino]`",
+    files=".xml (OpenVINO IR)",
+)

@@ -80,6 +80,10 @@ def _runs_anywhere() -> str | None:
     return None
 
 
+def _needs_openvino() -> str | None:
+    return None if available("openvino") else "OpenVINO not installed"
+
+
 def _needs_tensorrt() -> str | None:
     if not available("tensorrt"):
         return "TensorRT not installed"
@@ -109,6 +113,7 @@ CONTRACTS: dict[str, Contract] = {
     "tensorrt": Contract(
         lambda ref: make_runner(ref.engine, "tensorrt"), skip=_needs_tensorrt, device="cuda", rtol=1e-2
     ),
+    "openvino": Contract(lambda ref: make_runner(ref.onnx, "openvino", threads=1), skip=_needs_openvino),
 }
 
 
@@ -206,3 +211,10 @@ def test_deactivate_is_safe_twice(backend: Backend) -> None:
 def test_tensorrt_is_skipped_for_the_right_reason() -> None:
     if importlib.util.find_spec("tensorrt") is None:
         assert CONTRACTS["tensorrt"].skip() == "TensorRT not installed"
+
+
+def test_openvino_is_skipped_for_the_right_reason() -> None:
+    if importlib.util.find_spec("openvino") is None:
+        assert CONTRACTS["openvino"].skip() == "OpenVINO not installed"
+    else:
+        assert CONTRACTS["openvino"].skip() is None

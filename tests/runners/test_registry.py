@@ -89,12 +89,20 @@ def model_file(tmp_path: Path) -> Any:
 
 
 def test_built_in_backends() -> None:
-    assert backend_names() == ("torch", "onnxruntime", "tensorrt")
-    assert backend_choices() == base.BACKENDS == ("auto", "torch", "onnxruntime", "tensorrt")
+    assert backend_names() == ("torch", "onnxruntime", "tensorrt", "openvino")
+    assert backend_choices() == base.BACKENDS == ("auto", "torch", "onnxruntime", "tensorrt", "openvino")
     assert get_backend("tensorrt").suffixes == ENGINE_SUFFIXES == base.ENGINE_SUFFIXES
     assert ENGINE_SUFFIXES == (".engine", ".plan", ".trt")
-    assert [get_backend(n).requires for n in backend_names()] == ["torch", "onnxruntime", "tensorrt"]
-    assert auto_help() == "auto: onnxruntime for .onnx, tensorrt for .engine/.plan, torch for checkpoints."
+    assert [get_backend(n).requires for n in backend_names()] == [
+        "torch",
+        "onnxruntime",
+        "tensorrt",
+        "openvino",
+    ]
+    assert auto_help() == (
+        "auto: onnxruntime for .onnx, tensorrt for .engine/.plan, openvino for .xml (OpenVINO IR), "
+        "torch for checkpoints."
+    )
 
 
 @pytest.mark.parametrize(
@@ -105,6 +113,8 @@ def test_built_in_backends() -> None:
         ("m.engine", "tensorrt"),
         ("m.plan", "tensorrt"),
         ("m.trt", "tensorrt"),
+        ("m.xml", "openvino"),
+        ("M.XML", "openvino"),
         ("m.Plan", "tensorrt"),
         ("m.pt", "torch"),
         ("m.pt2", "torch"),
@@ -141,11 +151,14 @@ def test_duplicate_registration_is_refused() -> None:
 def test_unknown_backend_lists_the_names(model_file: Any) -> None:
     with pytest.raises(UsageError) as info:
         get_backend("tflite")
-    assert str(info.value) == "unknown backend 'tflite'; choose one of torch, onnxruntime, tensorrt"
+    assert str(info.value) == "unknown backend 'tflite'; choose one of torch, onnxruntime, tensorrt, openvino"
     assert info.value.exit_code == 2
     with pytest.raises(UsageError) as info:
         make_runner(model_file("m.onnx"), "tflite")
-    assert str(info.value) == "unknown backend 'tflite'; choose one of auto, torch, onnxruntime, tensorrt"
+    assert (
+        str(info.value)
+        == "unknown backend 'tflite'; choose one of auto, torch, onnxruntime, tensorrt, openvino"
+    )
     with pytest.raises(UsageError, match="unknown backend 'auto'"):
         get_backend("auto")  # a choice, not a backend
 
