@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-python3 -m pip install --quiet --disable-pip-version-check -e ".[dev,demo]"
+python3 -m pip install --quiet --disable-pip-version-check -e ".[dev,demo,openvino]"
 # CI only: Chromium for the report's headless-browser test (tests/report/test_html_browser.py, which
 # skips without it). About 1-2 minutes with apt-get update; a failure only makes that test skip.
 if [ "${CI:-}" = "true" ] && command -v apt-get >/dev/null \
