@@ -19,6 +19,12 @@ once in ``scripts/mutation_equivalents.toml``: the mutant's name, the changed li
 shows it, and why. The table counts those apart ("equivalent") and lists every survivor that is
 neither killed nor explained; a verdict whose line no longer matches the mutant (the code moved)
 is reported as stale.
+
+mutmut runs, for each mutant, only the tests its coverage pass saw reach the mutated function.
+A module-scoped fixture (a model quantized once for a whole test file) is attributed to the
+first test that built it, so the file's other tests never run against the mutant and a change
+they catch is reported as surviving. ``--recheck`` runs every survivor again against all the
+``--tests`` (mutmut's own ``MUTANT_UNDER_TEST`` switch) and counts those that fail as killed.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ def main() -> int:
     ap.add_argument("--show-survivors", action="store_true", help="print the diff of each surviving mutant")
     ap.add_argument("--keep", action="store_true", help="reuse WORKDIR's earlier results (resume)")
     ap.add_argument(
+        "--recheck", action="store_true", help="run each survivor against all --tests (see the docstring)"
+    )
+    ap.add_argument(
         "--tests", default="", help="comma-separated test paths that may kill mutants (default: pyproject's)"
     )
     args = ap.parse_args()
@@ -67,6 +76,8 @@ def main() -> int:
         print(f"error: mutmut run failed with exit status {run.returncode}", file=sys.stderr)
         return 1
     results = _results(work)
+    if args.recheck:
+        results = _recheck(work, results, _selected_tests(work))
     equivalent, stale = _explained(work, results, _load_verdicts())
     table = _table(results, modules, equivalent)
     print(_format(table))
@@ -85,6 +96,32 @@ def main() -> int:
         for name in unexplained:
             subprocess.run(["mutmut", "show", name], cwd=work)
     return 0
+
+
+def _selected_tests(work: Path) -> list[str]:
+    config = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return list(config["pytest_add_cli_args_test_selection"])
+
+
+def _recheck(work: Path, results: dict[str, str], tests: list[str]) -> dict[str, str]:
+    """Each survivor run against every test in ``tests``; those a test fails on become killed."""
+    out = dict(results)
+    mutants = work / "mutants"
+    for name, status in sorted(results.items()):
+        if not _survived(status):
+            continue
+        env = {**os.environ, "MUTANT_UNDER_TEST": name, "PYTHONPATH": str(mutants)}
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=mutants,
+            env=env,
+            capture_output=True,
+            timeout=1800,
+        )
+        if run.returncode == 1:  # a test failed (2-5: pytest itself could not run)
+            out[name] = "killed"
+            print(f"recheck: {name} killed by a test mutmut did not select")
+    return out
 
 
 def _survived(status: str) -> bool:
