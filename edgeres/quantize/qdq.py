@@ -63,7 +63,8 @@ FLOAT_CONV_OPS: frozenset[str] = frozenset(
     {"Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
 )
 _ORT_PROPS = ("onnx.infer", "onnx.quant.pre_process")  # bookkeeping keys ONNX Runtime's tools add
-_MISSING = re.compile(r"not specified for param (\S+)")
+#: ONNX Runtime's message: "... are not specified for param NAME. In static mode ..."
+_MISSING = re.compile(r"not specified for param (.+?)\. ")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from edgeres.quantize.qdq import (
     count_int8_kernels,
     write_qdq,
 )
-from edgeres.quantize.ranges import Ranges
+from edgeres.quantize.ranges import Ranges, TensorRange
 from edgeres.quantize.settings import CalibrationSettings
 from edgeres.runners import OnnxRuntimeRunner
 
@@ -217,8 +218,12 @@ def test_bad_inputs(fp32: Path, ranges: Ranges, tmp_path: Path) -> None:
     out = tmp_path / "q.onnx"
     needed = next(n.input[0] for n in Graph(fp32).of("Conv") if n.input[0] != "input")
     partial = {k: v for k, v in ranges.items() if k != needed}
-    with pytest.raises(EdgeresError, match="no calibrated range for tensor"):
+    with pytest.raises(EdgeresError) as err:
         write_qdq(fp32, partial, "tensorrt", out)
+    assert str(err.value) == (
+        f"no calibrated range for tensor '{needed}' of {fp32.name}, which the tensorrt layout quantizes; "
+        f"calibrate this model (with {len(partial)} ranges given, the calibration may be of another model)"
+    )
     with pytest.raises(UsageError, match="not found"):
         write_qdq(fp32, ranges, "cpu", out, exclude_nodes=["no_such_node"])
     with pytest.raises(UsageError, match=r"^unknown quantization target 'gpu'; choose one of tensorrt, cpu$"):
@@ -356,3 +361,92 @@ def test_only_the_cpu_layout_warns_of_requantized_float_convs(
     trt = write_qdq(fp32, ranges, "tensorrt", tmp_path / "trt.onnx", exclude_nodes=[middle])
     assert requantized_on_cpu(Graph(trt.path).model.graph, [middle]) == [middle]  # what ORT would do
     assert [r for r in caplog.records if r.name == "edgeres.quantize.qdq"] == []  # TensorRT does not
+
+
+def _conv_relu(path: Path, declared_output: list[int]) -> Path:
+    """Conv -> Relu on a 1x3x8x8 input, its output declared as ``declared_output``."""
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    b = numpy_helper.from_array(np.zeros((4,), np.float32), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["y"], "conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["y"], ["z"], "relu"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, declared_output)],
+        [w, b],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
+def test_a_model_whose_declared_shapes_contradict_it_is_refused(target: str, tmp_path: Path) -> None:
+    """ONNX's plain check and ORT's pre-processing let a wrong declared output shape through
+    (4 channels computed, 5 declared); the full check (strict shape inference) does not."""
+    ranges = {n: TensorRange(n, -1.0, 1.0) for n in ("x", "y", "z")}
+    good = write_qdq(_conv_relu(tmp_path / "good.onnx", [1, 4, 8, 8]), ranges, target, tmp_path / "good.q.onnx")
+    assert good.num_quantized_nodes == 1
+    bad = _conv_relu(tmp_path / "bad.onnx", [1, 5, 8, 8])
+    onnx.checker.check_model(onnx.load(str(bad)))  # the plain check passes
+    out = tmp_path / "bad.q.onnx"
+    with pytest.raises(EdgeresError) as err:
+        write_qdq(bad, ranges, target, out)
+    assert re.fullmatch(
+        r"the quantized model failed ONNX's checker: \[ShapeInferenceError\] .*"
+        r"Inferred shape and existing shape differ in dimension 1: \(4\) vs \(5\)",
+        str(err.value),
+    ), str(err.value)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "good.onnx", "good.q.onnx"]
+
+
+def _block_with_a_sigmoid_skip(path: Path) -> Path:
+    """x -> conv_a -> relu -> conv_b -> add <- sigmoid <- x: the skip tensor feeds only the Add."""
+    init = [numpy_helper.from_array(np.full((4, 4, 3, 3), 0.1, np.float32), n) for n in ("wa", "wb")]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "wa"], ["a"], "conv_a", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["a"], ["r"], "relu"),
+            helper.make_node("Conv", ["r", "wb"], ["m"], "conv_b", pads=[1, 1, 1, 1]),
+            helper.make_node("Sigmoid", ["x"], ["s"], "sigmoid"),
+            helper.make_node("Add", ["m", "s"], ["y"], "add"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        init,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_kept_add_or_its_conv_keeps_the_residual_float(tmp_path: Path) -> None:
+    """TensorRT fuses a residual Add into the conv of its main branch; with either kept in float
+    there is no fusion to feed, so the skip input gets no Q/DQ of its own."""
+    fp32 = _block_with_a_sigmoid_skip(tmp_path / "block.onnx")
+    (add,) = residual_adds(onnx.load(str(fp32)).graph)
+    assert (add.add, add.main, add.residual, add.conv) == ("add", "m", "s", "conv_b")
+    ranges = {n: TensorRange(n, -2.0, 2.0) for n in ("x", "a", "r", "m", "s", "y")}
+
+    def skip_input(exclude: list[str]) -> str:
+        g = Graph(write_qdq(fp32, ranges, "tensorrt", tmp_path / "q.onnx", exclude_nodes=exclude).path)
+        (node,) = g.of("Add")
+        return g.op(node.input[1])
+
+    assert skip_input([]) == "DequantizeLinear"
+    assert skip_input(["add"]) == "Sigmoid"
+    assert skip_input(["conv_b"]) == "Sigmoid"
+    assert skip_input(["conv_a"]) == "DequantizeLinear"
+
+
+def test_the_warning_names_every_requantized_conv(
+    fp32: Path, ranges: Ranges, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    convs = Graph(fp32).of("Conv")
+    a, b = convs[1].name, convs[3].name  # the first conv of two blocks: Q/DQ in, a Relu to a Q out
+    write_qdq(fp32, ranges, "cpu", tmp_path / "cpu.onnx", exclude_nodes=[a, b])
+    warned = [r.getMessage() for r in caplog.records if r.name == "edgeres.quantize.qdq"]
+    assert len(warned) == 1 and warned[0].startswith(
+        f"ONNX Runtime's CPU optimizer (WeightBiasQuantization) will run {a}, {b} in int8 after all: "
+    )
