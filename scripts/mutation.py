@@ -36,7 +36,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import tomllib
@@ -77,7 +79,7 @@ def main() -> int:
         return 1
     results = _results(work)
     if args.recheck:
-        results = _recheck(work, results, _selected_tests(work))
+        results = _recheck(work, results, _selected_tests(work), args.jobs)
     equivalent, stale = _explained(work, results, _load_verdicts())
     table = _table(results, modules, equivalent)
     print(_format(table))
@@ -103,24 +105,48 @@ def _selected_tests(work: Path) -> list[str]:
     return list(config["pytest_add_cli_args_test_selection"])
 
 
-def _recheck(work: Path, results: dict[str, str], tests: list[str]) -> dict[str, str]:
-    """Each survivor run against every test in ``tests``; those a test fails on become killed."""
+def _recheck(work: Path, results: dict[str, str], tests: list[str], jobs: int) -> dict[str, str]:
+    """Each survivor run against every test in ``tests``; those a test fails on become killed.
+
+    ``jobs`` survivors run at a time, each in its own pytest process.
+    """
     out = dict(results)
     mutants = work / "mutants"
-    for name, status in sorted(results.items()):
-        if not _survived(status):
-            continue
+    survivors = [name for name, status in sorted(results.items()) if _survived(status)]
+
+    def run(name: str) -> tuple[str, int]:
         env = {**os.environ, "MUTANT_UNDER_TEST": name, "PYTHONPATH": str(mutants)}
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-            cwd=mutants,
-            env=env,
-            capture_output=True,
-            timeout=1800,
-        )
-        if run.returncode == 1:  # a test failed (2-5: pytest itself could not run)
-            out[name] = "killed"
-            print(f"recheck: {name} killed by a test mutmut did not select")
+        # A folder of its own: a mutant that writes to a relative path (a file named "None")
+        # must not leave it for the next mutant to read.
+        with tempfile.TemporaryDirectory(prefix="edgeres-mutant-") as cwd:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-x",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "--rootdir",
+                    str(mutants),
+                    "-c",
+                    str(mutants / "pyproject.toml"),
+                    *[str(mutants / t) for t in tests],
+                ],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                timeout=1800,
+            )
+        return name, done.returncode
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for i, (name, code) in enumerate(pool.map(run, survivors), 1):
+            if code == 1:  # a test failed (2-5: pytest itself could not run)
+                out[name] = "killed"
+            verdict = "killed by a test mutmut did not select" if code == 1 else "survives"
+            print(f"recheck {i}/{len(survivors)}: {name} {verdict}", flush=True)
     return out
 
 
