@@ -54,9 +54,9 @@ def test_eval_compares_int8_with_fp32(run_cli, resnet20_checkpoint: Path, images
     assert r.code == 0, r.err
     assert "top-1 agreement with the reference" in r.out
     assert [line for line in r.err.splitlines() if not line.startswith("warning:")] == [
-        f"evaluating {out} on 61 images of {images}",  # one is unreadable: 60 are evaluated
-        f"evaluating the reference {fp32} on the same 60 images",
-    ]  # what starts, one line each, and no progress bar
+        f"evaluating {out} on 61 images of {images} (onnxruntime on cpu)",  # one is unreadable: 60 are
+        f"evaluating the reference {fp32} on the same 60 images (onnxruntime on cpu)",
+    ]  # what starts and on what, one line each, and no progress bar
     data = json.loads(result.read_text())
     assert data["result"]["num_images"] == 60
     assert data["reference"]["agreement"] == pytest.approx(_agreement(out, fp32, images))

@@ -44,7 +44,7 @@ def test_flips_name_classes_by_index_without_names() -> None:
 
 
 def _runner() -> SimpleNamespace:
-    return SimpleNamespace(precision="fp32", name="onnxruntime")
+    return SimpleNamespace(precision="fp32", name="onnxruntime", device="cpu")
 
 
 def test_the_eval_record_counts_flips_against_its_reference(tmp_path: Path) -> None:

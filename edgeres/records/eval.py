@@ -1,10 +1,15 @@
 """The eval result file: ``edgeres eval --json`` and the pipeline's ``eval_<variant>.json``.
 
-``{"kind": "edgeres.eval", "schema": 1, "model", "precision", "backend", "size_bytes",
-"result": {...}}``, and with a reference model (``--compare``) ``"reference"``: the same
-fields for it, plus the top-1 ``agreement`` of the two on the same images and ``flips``: each
-prediction of the reference the model changed, ``[{"reference": class, "model": class, "count": n}]``,
-most frequent first (absent in files of an older edgeres: read as none recorded).
+``{"kind": "edgeres.eval", "schema": 1, "model", "precision", "backend", "device",
+"size_bytes", "result": {...}}``, and with a reference model (``--compare``) ``"reference"``:
+the same fields for it, plus the top-1 ``agreement`` of the two on the same images and
+``flips``: each prediction of the reference the model changed,
+``[{"reference": class, "model": class, "count": n}]``, most frequent first.
+
+``backend`` and ``device`` are where the runner ran the model (``openvino`` on ``cpu``).
+Fields added since schema 1 was first written are optional when read, so the files of an
+older edgeres still read strictly: ``flips`` absent reads as none recorded, ``device``
+absent as unknown (None).
 """
 
 from __future__ import annotations
@@ -105,6 +110,8 @@ class Evaluated:
     backend: str | None
     size_bytes: int | None
     result: Scores
+    #: Where the runner ran it (cpu, cuda:0, gpu); None in files of an older edgeres.
+    device: str | None = None
 
     @classmethod
     def measured(
@@ -133,6 +140,7 @@ class Evaluated:
             model=name if name is not None else str(model),
             precision=runner.precision,
             backend=runner.name,
+            device=runner.device,
             size_bytes=stored_bytes(path),
             result=Scores.of(result),
             **extra,
@@ -143,6 +151,7 @@ class Evaluated:
             "model": self.model,
             "precision": self.precision,
             "backend": self.backend,
+            "device": self.device,
             "size_bytes": self.size_bytes,
             "result": self.result.to_dict(),
         }
@@ -155,6 +164,7 @@ class Evaluated:
             "model": f.required_text("model"),
             "precision": f.text("precision"),
             "backend": f.text("backend"),
+            "device": f.text("device") if "device" in f.data else None,  # older files have none
             "size_bytes": f.integer("size_bytes"),
             "result": Scores.read(f.sub("result")),
         }

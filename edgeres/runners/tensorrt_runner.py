@@ -41,7 +41,16 @@ log = logging.getLogger(__name__)
 
 
 def create(args: RunnerArgs) -> TensorRTRunner:
-    """The tensorrt backend's factory: the engine at ``args.source`` (its device is already a GPU)."""
+    """The tensorrt backend's factory: the engine at ``args.source`` (its device is already a GPU).
+
+    A file another backend claims (``.onnx``, an OpenVINO ``.xml``) is never an engine: a
+    :class:`UsageError` before TensorRT is asked to deserialize it.
+    """
+    if args.owner is not None and args.owner != "tensorrt":
+        raise UsageError(
+            f"the tensorrt backend runs TensorRT engines, not '{Path(args.source).name}'; "
+            "build one with edgeres build-engine, or use backend auto"
+        )
     return TensorRTRunner(args.source, device=args.device)
 
 

@@ -94,7 +94,7 @@ def test_engines_are_skipped_with_the_reason(first_run: tuple[Path, PipelineResu
 def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, PipelineResult]) -> None:
     out, _ = first_run
     fp32 = json.loads((out / "eval_fp32.json").read_text())
-    assert list(fp32) == ["kind", "schema", "model", "precision", "backend", "size_bytes", "result"]
+    assert list(fp32) == ["kind", "schema", "model", "precision", "backend", "device", "size_bytes", "result"]
     assert (fp32["kind"], fp32["schema"]) == ("edgeres.eval", 1)
     assert fp32["precision"] == "fp32" and fp32["size_bytes"] == (out / "model.fp32.onnx").stat().st_size
     int8 = json.loads((out / "eval_int8-cpu.json").read_text())
@@ -104,6 +104,7 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
         "model",
         "precision",
         "backend",
+        "device",
         "size_bytes",
         "result",
         "reference",
@@ -112,12 +113,15 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
         "model",
         "precision",
         "backend",
+        "device",
         "size_bytes",
         "result",
         "agreement",
         "flips",
     ]
     assert int8["precision"] == "int8" and Path(int8["model"]).name == "model.int8.cpu.onnx"
+    assert (int8["backend"], int8["device"]) == (int8["reference"]["backend"], int8["reference"]["device"])
+    assert (fp32["backend"], fp32["device"]) == ("onnxruntime", "cpu")
     assert int8["result"]["num_images"] == 64
     assert int8["reference"]["result"] == fp32["result"]
     # The figures recomputed here: the 64-image sample of train's held-out images, each model run with ORT.

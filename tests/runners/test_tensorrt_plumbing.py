@@ -113,6 +113,18 @@ def test_a_refused_shape_is_set_again_next_time() -> None:
     assert plan.plan(4) == ("set_shape", "enqueue")
 
 
+def test_a_file_another_backend_claims_is_not_an_engine(tmp_path) -> None:
+    """Refused before TensorRT is imported: no TensorRT needed to check it."""
+    from edgeres.runners.registry import RunnerArgs
+    from edgeres.runners.tensorrt_runner import TensorRTRunner, create
+
+    for name, owner in (("r20.onnx", "onnxruntime"), ("r20.xml", "openvino")):
+        with pytest.raises(UsageError, match=rf"runs TensorRT engines, not '{name}'; build one"):
+            create(RunnerArgs(tmp_path / name, device="cuda", owner=owner))
+    for name, owner in (("r20.engine", "tensorrt"), ("r20.bin", None)):  # a name no backend claims may be one
+        assert isinstance(create(RunnerArgs(tmp_path / name, device="cuda", owner=owner)), TensorRTRunner)
+
+
 # -- real TensorRT on a CUDA GPU ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def dynamic_hw_engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
