@@ -386,7 +386,8 @@ def test_a_model_whose_declared_shapes_contradict_it_is_refused(target: str, tmp
     """ONNX's plain check and ORT's pre-processing let a wrong declared output shape through
     (4 channels computed, 5 declared); the full check (strict shape inference) does not."""
     ranges = {n: TensorRange(n, -1.0, 1.0) for n in ("x", "y", "z")}
-    good = write_qdq(_conv_relu(tmp_path / "good.onnx", [1, 4, 8, 8]), ranges, target, tmp_path / "good.q.onnx")
+    good_model = _conv_relu(tmp_path / "good.onnx", [1, 4, 8, 8])
+    good = write_qdq(good_model, ranges, target, tmp_path / "good.q.onnx")
     assert good.num_quantized_nodes == 1
     bad = _conv_relu(tmp_path / "bad.onnx", [1, 5, 8, 8])
     onnx.checker.check_model(onnx.load(str(bad)))  # the plain check passes
@@ -398,7 +399,8 @@ def test_a_model_whose_declared_shapes_contradict_it_is_refused(target: str, tmp
         r"Inferred shape and existing shape differ in dimension 1: \(4\) vs \(5\)",
         str(err.value),
     ), str(err.value)
-    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "good.onnx", "good.q.onnx"]
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "good.onnx", "good.q.onnx"]
 
 
 def _block_with_a_sigmoid_skip(path: Path) -> Path:
