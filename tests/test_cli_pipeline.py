@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ exporter = "torchscript"
 calib_size = 32
 [bench]
 warmup = 1
+warmup_ms = 0
 """
 
 
@@ -41,6 +43,8 @@ def test_a_run_then_a_second_run_is_up_to_date(run_cli, resnet20_checkpoint: Pat
     if not has_module("tensorrt"):
         assert lines["engines"].split()[1:] == ["skipped", "-", "TensorRT", "not", "installed"]
     assert (out / "bench.json").exists() and (out / "quantize.json").exists()
+    timed = json.loads((out / "bench.json").read_text())["settings"]  # --iters alone: a run count
+    assert (timed["iters"], timed["duration"], timed["warmup_ms"]) == (3, None, 0.0), timed
     again = run_cli(*args)
     assert again.code == 0, again.err
     table = {line.split()[0]: line for line in again.out.splitlines() if line.split()}
@@ -54,6 +58,25 @@ def test_iters_0_is_a_usage_error_before_anything_is_written(
 ) -> None:
     r = run_cli("pipeline", str(resnet20_checkpoint), "--iters", "0", "-o", str(tmp_path / "out"))
     assert r.code == 2 and r.err == "error: --iters must be at least 1, got 0\n"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "0"], "error: --duration must be a positive number of seconds, got 0.0\n"),
+        (
+            ["--duration", "inf"],
+            "error: bench.duration must be a finite number of seconds above 0, got inf\n",
+        ),
+        (["--duration", "2", "--iters", "0"], "error: --iters must be at least 1, got 0\n"),
+    ],
+)
+def test_a_bad_duration_is_a_usage_error_before_anything_is_written(
+    run_cli, resnet20_checkpoint: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    r = run_cli("pipeline", str(resnet20_checkpoint), *args, "-o", str(tmp_path / "out"))
+    assert r.code == 2 and r.err == message
     assert not (tmp_path / "out").exists()
 
 

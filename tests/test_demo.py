@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ def test_demo_trains_quantizes_measures_and_reports(run_cli, demo_dir: Path) -> 
         assert (demo_dir / name).is_file(), name
     assert f"report: {demo_dir / 'report' / 'report.html'}" in r.out
     assert "INT8" in r.out and "FP32" in r.out  # the report's table
+    # the demo's own short timing (50 runs, no time floor), not the pipeline's 3 s per batch
+    timed = json.loads((demo_dir / "bench.json").read_text())["settings"]
+    assert (timed["batches"], timed["iters"], timed["duration"], timed["warmup_ms"]) == ([1, 16], 50, None, 0)
 
 
 def test_a_second_demo_reuses_everything(run_cli, demo_dir: Path) -> None:

@@ -16,7 +16,9 @@ from edgeres.commands.options import (
     refuse_overwrite,
     target_option,
 )
-from edgeres.pipeline.settings import SKIPPABLE_STAGES
+from edgeres.pipeline.settings import DEFAULT_BENCH, SKIPPABLE_STAGES
+
+_FLOORS = f"at least {DEFAULT_BENCH.iters} runs and {DEFAULT_BENCH.duration:g} s"
 
 
 @click.command("pipeline")
@@ -49,7 +51,16 @@ from edgeres.pipeline.settings import SKIPPABLE_STAGES
 @click.option("--calib-size", type=int, help="Calibration images [default: 512].")
 @click.option("--eval-size", type=int, help="Evaluate a class-stratified sample of this many [default: all].")
 @click.option("--batch", help="Bench batch sizes, comma-separated: 1,8,32 [default: 1].")
-@click.option("--iters", type=int, help="Timed runs per batch size [default: 100].")
+@click.option(
+    "--iters",
+    type=int,
+    help=f"Timed runs per batch size (with --duration: at least this many) [default: {_FLOORS}].",
+)
+@click.option(
+    "--duration",
+    type=float,
+    help=f"Seconds of timing per batch size (with --iters: at least this long) [default: {_FLOORS}].",
+)
 @click.option("--threads", type=int, help="CPU inference threads [default: all cores].")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the stage lines stay).")
 @ignore_unknown_option
@@ -68,6 +79,7 @@ def pipeline_cmd(
     eval_size: int | None,
     batch: str | None,
     iters: int | None,
+    duration: float | None,
     threads: int | None,
     no_progress: bool,
     ignore_unknown_classes: bool,
@@ -81,14 +93,19 @@ def pipeline_cmd(
     input reruns that stage and the ones after it. Stages that cannot run here
     (no TensorRT, no CUDA GPU, no --calib) are skipped with the reason. Settings
     come from --config (one table per stage, see docs/commands/pipeline.md);
-    flags override the file. A table of the stages ends the run.
+    flags override the file. Each model is timed like `edgeres bench` times it:
+    after 200 ms of warm-up, for at least 100 runs and 3 s; --iters or --duration
+    alone times only a run count or only a time, and given together both are
+    minimums (the same goes for iters and duration in the file). A table of the
+    stages ends the run.
 
     \b
     Examples:
       edgeres pipeline runs/digits/best.pt --calib digits
       edgeres pipeline r20.pt --calib ./cifar10/train --eval ./cifar10/val -o out/r20
       edgeres pipeline resnet50.onnx --calib calib/in-512.txt --eval ./imagenet/val --config edgeres.toml
-      edgeres pipeline r20.pt --calib ./c10/train --method entropy --batch 1,16 --iters 200 --force
+      edgeres pipeline r20.pt --calib ./c10/train --method entropy --batch 1,16 --duration 10 --force
+      edgeres pipeline r20.pt --calib digits --iters 20   # a quick look: 20 timed runs
     """
     from edgeres.commands.options import parse_batch_sizes
     from edgeres.errors import EdgeresError
@@ -109,7 +126,11 @@ def pipeline_cmd(
     config = config.override("quantize", method=method, target=target, calib_size=calib_size)
     config = config.override("eval", size=eval_size, ignore_unknown_classes=ignore_unknown_classes or None)
     config = config.override(
-        "bench", batches=parse_batch_sizes(batch) if batch else None, iters=iters, threads=threads
+        "bench",
+        batches=parse_batch_sizes(batch) if batch else None,
+        iters=iters,
+        duration=duration,
+        threads=threads,
     )
     given = overrides_from_options(**opts)
     config = config.override(

@@ -38,7 +38,7 @@ TABLES: dict[str, tuple[type, tuple[str, ...] | None]] = {
     "quantize": (QuantizeSettings, None),
     "engines": (EngineSettings, None),
     "eval": (EvalSettings, None),
-    "bench": (BenchSettings, ("batches", "warmup", "iters", "duration", "threads")),
+    "bench": (BenchSettings, ("batches", "warmup", "warmup_ms", "iters", "duration", "threads")),
     "report": (ReportSettings, None),
 }
 _TOP_LEVEL = ("pipeline", *TABLES)
@@ -106,21 +106,12 @@ def _build(
         if key not in known:
             raise UsageError(f"{where}: unknown key '{name}.{key}'; known: {', '.join(known)}")
         values[key] = _coerce(value, hints[key], f"{name}.{key}", where)
-    if cls is BenchSettings:
-        values = _bench_values(values)
     try:
+        if cls is BenchSettings:  # over the pipeline's defaults, by the rule the flags follow too
+            return PipelineConfig().override("bench", **values).bench
         return cls(**values)
     except UsageError as exc:
         raise UsageError(f"{where}: [{name}] {exc}") from None
-
-
-def _bench_values(values: dict[str, Any]) -> dict[str, Any]:
-    """Pipeline defaults for [bench], and a duration replaces the default iteration count."""
-    base = PipelineConfig().bench
-    out = {"batches": base.batches, "warmup": base.warmup, "iters": base.iters, **values}
-    if "duration" in values and "iters" not in values:
-        out["iters"] = None
-    return out
 
 
 def _describe(hint: Any) -> str:

@@ -15,13 +15,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from edgeres.bench.measure import BenchSettings
+from edgeres.bench.measure import DEFAULT_DURATION_S, DEFAULT_WARMUP_MS, BenchSettings
 from edgeres.errors import UsageError
 from edgeres.quantize.settings import DEFAULT_METHOD, method_choices
 from edgeres.quantize.targets import TARGET_CHOICES, TargetChoice
 from edgeres.settings_checks import check_choice as _choice
 
 __all__ = [
+    "DEFAULT_BENCH",
     "SKIPPABLE_STAGES",
     "STAGES",
     "BenchSettings",
@@ -199,8 +200,20 @@ class ReportSettings:
     title: str | None = None
 
 
+#: bench's defaults, those of ``edgeres bench``: at batch 1, at least 10 runs and 200 ms of
+#: warm-up, then at least 100 timed runs and 3 s, whichever lasts longer (so p99 of a fast model
+#: comes from thousands of runs, and a slow one still gets 100).
+DEFAULT_BENCH = BenchSettings(
+    batches=(1,), warmup=10, warmup_ms=DEFAULT_WARMUP_MS, iters=100, duration=DEFAULT_DURATION_S
+)
+#: The two floors of the timing. A source that sets either (the file's [bench], the flags)
+#: sets both: the one it leaves out is off, so ``iters`` alone is a run count, ``duration``
+#: alone a time, and both are both minimums.
+TIMING_FLOORS = ("iters", "duration")
+
+
 def _default_bench() -> BenchSettings:
-    return BenchSettings(batches=(1,), warmup=10, iters=100)
+    return DEFAULT_BENCH
 
 
 @dataclass(frozen=True)
@@ -257,12 +270,17 @@ class PipelineConfig:
             )
 
     def override(self, section: str, **changes: Any) -> PipelineConfig:
-        """A copy with ``changes`` applied to one section; None values are left out."""
+        """A copy with ``changes`` applied to one section; None values are left out.
+
+        In ``bench``, changes that set ``iters`` or ``duration`` replace both (see
+        :data:`TIMING_FLOORS`): ``override("bench", iters=20)`` times exactly 20 runs, whatever
+        duration the config had.
+        """
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
-        if section == "bench" and "iters" in changes:
-            changes["duration"] = None  # --iters wins over a duration from the file
+        if section == "bench" and any(k in changes for k in TIMING_FLOORS):
+            changes = {**dict.fromkeys(TIMING_FLOORS), **changes}
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,18 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
 
 def test_no_file_and_an_empty_file_give_the_defaults(tmp_path: Path) -> None:
     assert load_config(None) == PipelineConfig() == load_config(write(tmp_path, ""))
-    assert PipelineConfig().bench.iters == 100 and PipelineConfig().quantize.target == "auto"
+    assert PipelineConfig().quantize.target == "auto"
+
+
+def test_the_default_timing_is_edgeres_benchs() -> None:
+    """Time-based as `edgeres bench` is: 200 ms of warm-up, then at least 100 runs and 3 s."""
+    from edgeres.commands.bench import bench_cmd
+
+    bench = PipelineConfig().bench
+    defaults = {p.name: p.default for p in bench_cmd.params}
+    for key in ("warmup", "warmup_ms", "iters", "duration"):
+        assert getattr(bench, key) == defaults[key], key
+    assert (bench.warmup_ms, bench.iters, bench.duration, bench.batches) == (200.0, 100, 3.0, (1,))
 
 
 @pytest.mark.parametrize(
@@ -79,14 +91,56 @@ def test_a_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
 
 
-def test_duration_replaces_iters_and_flags_override_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("file", "iters", "duration"),
+    [
+        ("", 100, 3.0),  # the defaults: both floors
+        ("iters = 7\n", 7, None),  # only iters: a run count
+        ("duration = 2\n", None, 2.0),  # only duration: a time
+        ("iters = 7\nduration = 2\n", 7, 2.0),  # both: both minimums
+        ("warmup = 1\nthreads = 2\n", 100, 3.0),  # other keys leave the default floors
+    ],
+)
+def test_the_files_timing_floors(
+    tmp_path: Path, file: str, iters: int | None, duration: float | None
+) -> None:
+    bench = load_config(write(tmp_path, "[bench]\n" + file)).bench
+    assert (bench.iters, bench.duration) == (iters, duration)
+
+
+@pytest.mark.parametrize(
+    ("file", "flags", "iters", "duration"),
+    [
+        ("duration = 2\n", {"iters": 5}, 5, None),  # --iters alone: a run count
+        ("iters = 7\n", {"duration": 1.5}, None, 1.5),  # --duration alone: a time
+        ("iters = 7\nduration = 2\n", {"iters": 5}, 5, None),
+        ("duration = 2\n", {"iters": 5, "duration": 1.0}, 5, 1.0),  # both flags: both minimums
+        ("", {"iters": 5}, 5, None),  # over the defaults too
+        ("iters = 7\n", {"threads": 2, "iters": None, "duration": None}, 7, None),  # flags not given
+    ],
+)
+def test_flags_that_set_a_timing_floor_replace_the_files(
+    tmp_path: Path, file: str, flags: dict[str, Any], iters: int | None, duration: float | None
+) -> None:
+    config = load_config(write(tmp_path, "[bench]\n" + file)).override("bench", **flags)
+    assert (config.bench.iters, config.bench.duration) == (iters, duration)
+
+
+def test_warm_up_is_kept_apart_from_the_timing_floors(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[bench]\nwarmup = 1\niters = 3\n"))
+    assert (config.bench.warmup, config.bench.warmup_ms) == (1, 200.0)
+    assert load_config(write(tmp_path, "[bench]\nwarmup_ms = 0\n")).bench.warmup_ms == 0.0
+    assert config.override("bench", duration=1.0).bench.warmup == 1
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[bench]\nduration = 2\n[quantize]\nmethod = 'mse'\n"))
-    assert config.bench.iters is None and config.bench.duration == 2.0
     flags = config.override("bench", iters=5).override("quantize", method=None, calib_size=64)
-    assert flags.bench.iters == 5 and flags.bench.duration is None
     assert flags.quantize.method == "mse" and flags.quantize.calib_size == 64
     with pytest.raises(UsageError, match="--iters must be at least 1"):
         config.override("bench", iters=0)
+    with pytest.raises(UsageError, match="--duration must be a positive number of seconds"):
+        config.override("bench", duration=0.0)
 
 
 def test_the_fingerprint_follows_the_settings() -> None:
@@ -94,6 +148,9 @@ def test_the_fingerprint_follows_the_settings() -> None:
     assert fingerprint(a.quantize) == fingerprint(PipelineConfig().quantize)
     assert fingerprint(a.quantize) != fingerprint(a.override("quantize", method="entropy").quantize)
     assert fingerprint(a.bench) != fingerprint(a.override("bench", threads=2).bench)
+    # the same run count with and without a time floor, or another warm-up, are other settings
+    runs = a.override("bench", iters=100)
+    assert len({fingerprint(b) for b in (a.bench, runs.bench, a.override("bench", warmup_ms=0.0).bench)}) == 3
 
 
 def test_an_engine_profile_must_take_every_bench_batch(tmp_path: Path) -> None:

@@ -182,6 +182,14 @@ def test_a_changed_bench_setting_reruns_only_bench_and_report(
     assert ran["eval"] == ran["quantize"] == "up to date" and ran["bench"] == ran["report"] == "ran", ran
     rows = json.loads((copied_run / "bench.json").read_text())["results"]
     assert {r["iterations"] for r in rows} == {2}
+    # the same run count, now with a time floor too: other settings, so bench runs again
+    timed = config.override("bench", iters=2, duration=0.05)
+    ran = statuses(run_pipeline(digits_checkpoint, copied_run, timed, calib="digits", progress=False))
+    assert ran["quantize"] == "up to date" and ran["bench"] == ran["report"] == "ran", ran
+    record = json.loads((copied_run / "bench.json").read_text())
+    assert (record["settings"]["iters"], record["settings"]["duration"]) == (2, 0.05)
+    again = statuses(run_pipeline(digits_checkpoint, copied_run, timed, calib="digits", progress=False))
+    assert again["bench"] == "up to date", again
 
 
 def test_skipped_on_request_and_stale_outputs_removed(
@@ -234,7 +242,7 @@ def test_ctrl_c_leaves_no_half_written_file_and_the_next_run_resumes(
     config = tmp_path / "edgeres.toml"
     config.write_text(
         '[export]\nexporter = "torchscript"\n[quantize]\ncalib_size = 32\n[eval]\nsize = 64\n'
-        "[bench]\nwarmup = 1\niters = 3\n"
+        "[bench]\nwarmup = 1\nwarmup_ms = 0\niters = 3\n"
     )
     assert load_config(config) == fast_config
     state = copied_run / STATE_FILE
