@@ -179,11 +179,16 @@ def _explained(
 
 
 def _changed_line(work: Path, name: str, change: str) -> bool:
-    """Whether mutmut's diff of ``name`` adds a line that reads ``change`` (whitespace aside)."""
+    """Whether mutmut's diff of ``name`` adds a line that reads ``change`` (whitespace aside).
+
+    A mutant that only deletes a line (an argument dropped from a call split over lines) is
+    named by that line with a leading ``-``.
+    """
     diff = subprocess.run(["mutmut", "show", name], cwd=work, capture_output=True, text=True).stdout
-    want = " ".join(change.split())
+    sign, text = ("-", change[1:]) if change.startswith("-") else ("+", change)
+    want = " ".join(text.split())
     return any(
-        line.startswith("+") and not line.startswith("+++") and " ".join(line[1:].split()) == want
+        line.startswith(sign) and not line.startswith(sign * 3) and " ".join(line[1:].split()) == want
         for line in diff.splitlines()
     )
 
