@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -12,6 +15,7 @@ from edgeres.quantize.layouts import (
     default_cpu_op_types,
     requantized_on_cpu,
 )
+from edgeres.quantize.qdq import conv_kernels, count_int8_kernels
 
 
 def test_what_each_layout_records_in_the_model() -> None:
@@ -129,3 +133,43 @@ def test_quantized_nodes_read_both_data_and_weight_from_dequantize() -> None:
     assert count_quantized_nodes(graph) == 1
     del graph.node[1].input[1]  # one input only
     assert count_quantized_nodes(graph) == 0
+
+
+@pytest.mark.parametrize(
+    ("zero_point", "activation"),
+    [(True, "Relu"), (False, "Relu"), (True, "Sigmoid"), (False, "Sigmoid")],
+)
+def test_the_requantize_rule_agrees_with_onnxruntime(
+    tmp_path: Path, zero_point: bool, activation: str
+) -> None:
+    """Checked against ORT itself: a DequantizeLinear without a zero point (allowed, 0 implied) is
+    still per tensor, and a Sigmoid on the way to the QuantizeLinear keeps the conv in float."""
+    init = [
+        numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+        numpy_helper.from_array(np.random.default_rng(0).random((4, 3, 1, 1), np.float32), "w"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "qs"),
+        numpy_helper.from_array(np.array(0, np.uint8), "qz"),
+    ]
+    if zero_point:
+        init.append(numpy_helper.from_array(np.array(0, np.uint8), "z"))
+    nodes = [
+        helper.make_node(
+            "DequantizeLinear", ["xq", "s", "z"] if zero_point else ["xq", "s"], ["x"], name="dq"
+        ),
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node(activation, ["c"], ["r"], name="act"),
+        helper.make_node("QuantizeLinear", ["r", "qs", "qz"], ["rq"], name="q"),
+        helper.make_node("DequantizeLinear", ["rq", "qs", "qz"], ["y"], name="dq2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("xq", TensorProto.UINT8, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])],
+        init,
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    int8, _ = conv_kernels(count_int8_kernels(path))
+    assert int8 == (1 if activation == "Relu" else 0)  # what ORT's CPU provider does
+    assert requantized_on_cpu(graph, ["conv"]) == (["conv"] if int8 else [])

@@ -49,6 +49,9 @@ def test_adds_that_are_not_residual_do_not_stop_the_search() -> None:
         _node("Relu", ["c"], "rc"),
         _node("Add", ["c", "rc"], "s5"),  # bypass that depends on the conv itself
         _node("Add", ["rc", "c"], "s6"),
+        _node("Sigmoid", ["c"], "sc"),  # not a backbone, but it depends on the conv
+        _node("Add", ["c", "sc"], "s5b"),  # bypass on the right, conv on the left
+        _node("Add", ["sc", "c"], "s6b"),  # and the other way round
         _node("Add", ["r", "r"], "s7"),  # no conv on either side
         _node("Conv", ["y", "w"], "cy"),
         _node("Add", ["c", "cy"], "s8"),  # two convs, no common ancestor but their weight
