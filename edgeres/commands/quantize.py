@@ -164,6 +164,8 @@ def quantize_cmd(
         exclude=tuple(exclude),
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
+    from edgeres.report.tables import signed
+
     source = "reused" if report.reused_cache else "wrote"
     click.echo(f"calibration: {report.method} on {report.calib_images} images ({source} {report.cache})")
     for name, score in report.method_scores.items():
@@ -175,7 +177,7 @@ def quantize_cmd(
             f"  {'FP32 ' + report.fp32_onnx.name:<34}{_pct(report.fp32_top1):>9}{_pct(report.fp32_top5):>9}"
         )
         for t in report.targets:
-            change = "-" if t.drop is None else f"{-t.drop:+.2f}"  # negative: a loss
+            change = "-" if t.drop is None else signed(-t.drop)  # negative: a loss
             cells = f"{_pct(t.top1):>9}{_pct(t.top5):>9}{change:>9}{_pct(t.agreement):>9}"
             click.echo(f"  {'INT8 ' + t.target:<34}{cells}")
     for t in report.targets:

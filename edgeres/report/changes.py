@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgeres.report.data import ClassChange, Flip, Variant
+from edgeres.report.tables import signed
 
 __all__ = [
     "TOP_CLASSES",
@@ -35,8 +36,8 @@ class ClassRows:
 
 def _counts(c: ClassChange) -> str:
     if not c.total:
-        return f"{c.change:+.1f}"
-    return f"{c.change:+.1f} ({c.variant_correct}/{c.total}, was {c.baseline_correct}/{c.total})"
+        return signed(c.change, 1)
+    return f"{signed(c.change, 1)} ({c.variant_correct}/{c.total}, was {c.baseline_correct}/{c.total})"
 
 
 def class_rows(

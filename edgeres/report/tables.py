@@ -40,11 +40,16 @@ def _size(v: Variant) -> str:
 CAVEAT_MARK = "†"
 
 
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with its sign, rounded to ``digits``: no change reads ``+0.00``, never ``-0.00``."""
+    return f"{round(x, digits) + 0.0:+.{digits}f}"  # + 0.0 turns -0.0 into 0.0
+
+
 def _change(v: Variant) -> str:
     """Top-1 minus FP32's, in points: ``-0.56`` is a loss."""
     if v.baseline:
         return "baseline"
-    return "-" if v.drop is None else f"{-v.drop:+.2f}"
+    return "-" if v.drop is None else signed(-v.drop)
 
 
 def _cell(row: Latency | None) -> str:

@@ -15,6 +15,7 @@ from edgeres.report import load_results, summary_table
 from edgeres.report.changes import TOP_CLASSES
 from edgeres.report.combine import FP16_ON_CPU, TENSORRT_LAYOUT_ON_CPU
 from edgeres.report.markdown import render_markdown
+from edgeres.report.tables import signed
 from edgeres.version import __version__
 from tests.report import handmade
 
@@ -88,6 +89,18 @@ def test_delta_top1_is_negative_for_a_loss(tmp_path: Path) -> None:
     int8 = next(line for line in lines if line.startswith("INT8"))
     assert " -4.00 " in int8
     assert data.to_dict()["variants"][1]["top1_change_points"] == pytest.approx(-4.0)
+
+
+def test_no_change_in_top1_reads_plus_zero_not_minus_zero(tmp_path: Path) -> None:
+    """The same accuracy (a difference of -0.0, or -1e-15 from rounding) is no loss."""
+    third = {str(i): (1, 3) for i in range(10)}  # 1/3 per class: 33.33...% both ways
+    e16 = handmade.evaluation(tmp_path / "e16.json", "m.fp16.onnx", third, reference=("m.onnx", third, 1.0))
+    e32 = handmade.evaluation(tmp_path / "e32.json", "m.onnx", third)
+    lines = summary_table(load_results([e32, e16])).splitlines()
+    fp16 = next(line for line in lines if line.startswith("FP16"))
+    assert " +0.00 " in fp16 and "-0.00" not in fp16
+    assert signed(-0.0) == "+0.00" and signed(-1e-12) == "+0.00" and signed(-0.004) == "+0.00"
+    assert signed(-0.556) == "-0.56" and signed(0.05, 1) == "+0.1" and signed(-0.04, 1) == "+0.0"
 
 
 def test_results_of_different_models_are_refused(tmp_path: Path, run_cli) -> None:
