@@ -7,6 +7,9 @@ targets), evaluating on the images held out from calibration (the validation spl
 
     python benchmarks/quantize_accuracy.py runs/r20/best.pt runs/r56/best.pt \\
         --data ../shared/data/cifar10/train --out quantize_accuracy.json
+
+``--bias-correction both`` quantizes each checkpoint twice, without and with bias correction,
+from the same calibration images (the same seed), so the two rows differ only by it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from edgeres.quantize.settings import CalibrationSettings
 from edgeres.quantize.workflow import QuantizeOptions, quantize
+from edgeres.report.tables import signed
 from edgeres.sysinfo import collect
 
 
@@ -31,11 +35,15 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="Calibration and evaluation data (the training data).")
     parser.add_argument("--calib-size", type=int, default=512)
     parser.add_argument("--method", default="percentile")
+    parser.add_argument(
+        "--bias-correction", choices=("off", "on", "both"), default="off", help="Without, with, or both."
+    )
     parser.add_argument("--out", type=Path, help="Write the results as JSON.")
     args = parser.parse_args()
+    corrections = {"off": (False,), "on": (True,), "both": (False, True)}[args.bias_correction]
 
     rows = []
-    for ckpt in args.checkpoints:
+    for ckpt, corrected in ((c, b) for c in args.checkpoints for b in corrections):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             options = QuantizeOptions(
@@ -45,6 +53,7 @@ def main() -> None:
                 calib_size=args.calib_size,
                 eval_data=args.data,
                 progress=False,
+                bias_correction=corrected,
             )
             report = quantize(ckpt, Path(tmp) / "q.onnx", options)
             seconds = time.perf_counter() - start
@@ -53,6 +62,7 @@ def main() -> None:
                 {
                     "model": f"{report.meta.arch} ({ckpt})",
                     "target": t.target,
+                    "bias_correction": corrected,
                     "method": report.method,
                     "calib_images": report.calib_images,
                     "eval_images": report.eval_images,
@@ -64,11 +74,17 @@ def main() -> None:
                     "note": report.selection_note,
                 }
             )
-    print(f"{'model':<40}{'target':<10}{'images':>7}{'FP32':>9}{'INT8':>9}{'drop':>8}{'agree':>9}")
+    width = max([len("model"), *(len(r["model"]) for r in rows)]) + 2
+    print(
+        f"{'model':<{width}}{'target':<10}{'bias corr.':>11}{'images':>7}{'FP32':>9}{'INT8':>9}"
+        f"{'Δ top-1':>9}{'agree':>9}{'flips':>7}"
+    )
     for r in rows:
+        flips = round((1 - r["agreement"]) * r["eval_images"])
         print(
-            f"{r['model']:<40}{r['target']:<10}{r['eval_images']:>7}{100 * r['fp32_top1']:>8.2f}%"
-            f"{100 * r['int8_top1']:>8.2f}%{r['drop_points']:>+8.2f}{100 * r['agreement']:>8.2f}%"
+            f"{r['model']:<{width}}{r['target']:<10}{'on' if r['bias_correction'] else 'off':>11}"
+            f"{r['eval_images']:>7}{100 * r['fp32_top1']:>8.2f}%{100 * r['int8_top1']:>8.2f}%"
+            f"{signed(-r['drop_points']):>9}{100 * r['agreement']:>8.2f}%{flips:>7}"
         )
     if args.out:
         machine = collect()
