@@ -53,6 +53,8 @@ class Fact:
     precision: str | None = None
     bench_precision: str | None = None
     backend: str | None = None
+    #: The device an eval ran on (cpu, cuda), with ``backend`` the place of its accuracy.
+    device: str | None = None
     target: str | None = None
     size_bytes: int | None = None
     accuracy: Accuracy | None = None
@@ -193,6 +195,7 @@ def _eval(record: EvalRecord, path: Path) -> Loaded:
         "eval",
         precision=record.precision,
         backend=record.backend,
+        device=record.device,
         size_bytes=record.size_bytes,
         accuracy=_accuracy(record.result, str(path), **extra),
         flips=ref.flips if ref is not None else (),
