@@ -185,6 +185,7 @@ def _eval(record: EvalRecord, path: Path) -> Loaded:
                 "reference",
                 precision=ref.precision,
                 backend=ref.backend,
+                device=ref.device,
                 size_bytes=ref.size_bytes,
                 accuracy=ref_acc,
             )
@@ -223,7 +224,13 @@ def _bench(record: BenchRecord, path: Path) -> Loaded:
         )
         facts.append(
             Fact(
-                r.model, path, "bench", bench_precision=r.precision or None, backend=row.backend, latency=row
+                r.model,
+                path,
+                "bench",
+                bench_precision=r.precision or None,
+                backend=row.backend,
+                device=row.device,
+                latency=row,
             )
         )
     return Loaded(Source(str(path), "bench"), tuple(facts), environment=_environment(record.environment))
