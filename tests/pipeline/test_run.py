@@ -202,7 +202,7 @@ def test_openvino_runs_fp32_and_the_cpu_int8_compared_within_openvino(
     assert ov_row[3:6] == cells, (ov_row, cells)
     ort_int8 = json.loads((out / "eval_int8-cpu.json").read_text())
     assert ort_row[3] == f"{100 * ort_int8['result']['top1']:.2f}%"
-    # the folder read by edgeres report (eval_int8-cpu-openvino.json sorts first): ONNX Runtime's stays the headline
+    # edgeres report on the folder (eval_int8-cpu-openvino.json sorts first): ORT's is still the headline
     from edgeres.report import load_results
 
     assert ort_int8["result"]["top1"] != ov_int8["result"]["top1"]  # else this proves nothing
