@@ -208,10 +208,17 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
     record = BenchRecord.of(results, collect(), threads=settings.threads, settings=settings.to_dict())
     write_bench(ctx.out / BENCH_JSON, record)
     notes = list(details.notes)
-    notes += [f"{r.model} at batch {r.batch} failed: {r.error}" for r in failed]
+    notes += [f"{r.model} at batch {r.batch}{_on(r.backend, r.model)} failed: {r.error}" for r in failed]
     if failed:
         notes.append(f"{len(failed)} of {len(results)} rows failed: not recorded, the next run times again")
     return Outcome((ctx.out / BENCH_JSON,), "; ".join(notes), finished=not failed)
+
+
+def _on(backend: str, model: str) -> str:
+    """`` on openvino`` for a row on another backend than the file's own, else nothing."""
+    from edgeres.runners.registry import backend_for_file
+
+    return "" if backend == backend_for_file(model) else f" on {backend}"
 
 
 def _register_bench(
