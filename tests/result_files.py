@@ -24,7 +24,7 @@ NOT_FROM = {
     "eval": {"bench_precision", "target", "latency", "sensitivity", "kept_float", "arch"},
     "reference": {"bench_precision", "target", "latency", "sensitivity", "kept_float", "arch", "flips"},
     "bench": {"precision", "target", "size_bytes", "accuracy", "sensitivity", "kept_float", "arch", "flips"},
-    "quantize": {"bench_precision", "backend", "size_bytes", "latency", "flips"},
+    "quantize": {"bench_precision", "backend", "device", "size_bytes", "latency", "flips"},
 }
 _NO_REFERENCE = {"reference", "reference_top1", "reference_per_class", "agreement"}
 ACCURACY_NOT_FROM = {

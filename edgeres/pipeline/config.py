@@ -23,6 +23,7 @@ from edgeres.pipeline.settings import (
     ExportSettings,
     Fp16Settings,
     ModelSettings,
+    OpenVinoSettings,
     PipelineConfig,
     QuantizeSettings,
     ReportSettings,
@@ -39,6 +40,7 @@ TABLES: dict[str, tuple[type, tuple[str, ...] | None]] = {
     "engines": (EngineSettings, None),
     "eval": (EvalSettings, None),
     "bench": (BenchSettings, ("batches", "warmup", "warmup_ms", "iters", "duration", "threads")),
+    "openvino": (OpenVinoSettings, None),
     "report": (ReportSettings, None),
 }
 _TOP_LEVEL = ("pipeline", *TABLES)

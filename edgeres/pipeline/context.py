@@ -48,19 +48,22 @@ class Variant:
     """One model file the pipeline made: fp32, fp16, int8-cpu, int8-tensorrt, engine-fp32, ...
 
     ``layout`` is the Q/DQ target of an INT8 ONNX (cpu or tensorrt), so that ONNX Runtime
-    runs it as that target would.
+    runs it as that target would. ``backend`` is the runtime when it is not the file's own
+    (ONNX Runtime for ONNX, TensorRT for engines): ``openvino`` for the OpenVINO variants of
+    :mod:`edgeres.pipeline.openvino`.
     """
 
     name: str
     path: Path
     precision: str
     layout: str | None = None
+    backend: str | None = None
 
     @property
     def is_engine(self) -> bool:
         from edgeres.runners.registry import owner_of
 
-        return owner_of(self.path) == "tensorrt"
+        return self.backend is None and owner_of(self.path) == "tensorrt"
 
 
 def has_module(name: str) -> bool:

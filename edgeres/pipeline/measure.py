@@ -21,6 +21,7 @@ from edgeres.bench.measure import BenchSettings
 from edgeres.errors import EdgeresError
 from edgeres.pipeline.context import FP16_NOT_TIMED, TRAIN_SPLIT, Context, Variant, same_data
 from edgeres.pipeline.engines import engine_batch
+from edgeres.pipeline.openvino import fp32_of, openvino_identity, openvino_variants
 from edgeres.pipeline.settings import fingerprint
 from edgeres.pipeline.stages import Outcome, StageDef
 from edgeres.pipeline.state import StagePlan
@@ -37,6 +38,7 @@ REPORT_DIR = "report"
 class EvalPlan:
     data: str
     variants: tuple[Variant, ...]
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ def _eval_path(ctx: Context, v: Variant) -> Path:
     return ctx.out / f"eval_{v.name}.json"
 
 
+def _measured(ctx: Context) -> tuple[list[Variant], list[str]]:
+    """The model files made so far, then their OpenVINO variants (so the report's accuracy of a
+    file is ONNX Runtime's, the eval files listed first), and a note on OpenVINO when none."""
+    extra, notes = openvino_variants(ctx)
+    return [*ctx.variants.values(), *extra], notes
+
+
 # -- eval --------------------------------------------------------------------------------------
 
 
@@ -63,26 +72,34 @@ def _plan_eval(ctx: Context) -> StagePlan | str:
     spec, why = ctx.eval_data()
     if spec is None:
         return why
-    variants = list(ctx.variants.values())
+    variants, notes = _measured(ctx)
     split = ctx.out / TRAIN_SPLIT
     # What decides the images: the sample settings, and the held-out split they come from.
     on_calib = ctx.calib is not None and ctx.quantize_planned and same_data(ctx.calib, spec)
     held = ctx.config.quantize.seed if on_calib else None
     fixed = (ctx.fixed_batch,) if ctx.fixed_batch is not None else ()
     return StagePlan(
-        fingerprint(ctx.config.eval, held, [(v.name, v.layout) for v in variants], *fixed),
+        fingerprint(
+            ctx.config.eval, held, [(v.name, v.layout) for v in variants], *fixed, *_identity(variants)
+        ),
         files=(*(v.path for v in variants), *((split,) if split.is_file() else ())),
         data=(spec,),
         outputs=tuple(_eval_path(ctx, v) for v in variants),
-        extra=EvalPlan(spec, tuple(variants)),
+        extra=EvalPlan(spec, tuple(variants), tuple(notes)),
     )
 
 
+def _identity(variants: list[Variant]) -> tuple[str, ...]:
+    """What else decides the results of ``variants``: the OpenVINO version, when one runs on it."""
+    version = openvino_identity(variants)
+    return () if version is None else (version,)
+
+
 def _runner(v: Variant, threads: int | None) -> Any:
-    if v.is_engine:
+    if v.is_engine or v.backend is not None:
         from edgeres.runners import make_runner
 
-        return make_runner(v.path, "tensorrt")
+        return make_runner(v.path, v.backend or "tensorrt", threads=None if v.is_engine else threads)
     from edgeres.quantize.workflow import faithful_to
     from edgeres.runners import OnnxRuntimeRunner
 
@@ -108,14 +125,18 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
             runner, source, indices, pre, batch_size=size, progress=ctx.progress, classes=classes
         )
 
-    ref_runner, ref = run(ctx.variants["fp32"])
-    reference = Reference.measured(ctx.fp32, ref_runner, ref, name=ctx.rel(ctx.fp32))
+    # FP32 on each runtime, run first: every variant is compared with the FP32 of its runtime
+    by_name = {v.name: v for v in details.variants}
+    refs: dict[str, tuple[Any, Any, Any]] = {}
+    for name in dict.fromkeys(fp32_of(v) for v in details.variants):
+        ref_runner, ref = run(by_name[name])
+        refs[name] = (ref_runner, ref, Reference.measured(ctx.fp32, ref_runner, ref, name=ctx.rel(ctx.fp32)))
     written, lines = [], []
     for v in details.variants:
-        runner, result = (ref_runner, ref) if v.name == "fp32" else run(v)
-        compared = (
-            None if v.name == "fp32" else dataclasses.replace(reference, agreement=agreement(result, ref))
-        )
+        ref_runner, ref, reference = refs[fp32_of(v)]
+        own = v.name == fp32_of(v)
+        runner, result = (ref_runner, ref) if own else run(v)
+        compared = None if own else dataclasses.replace(reference, agreement=agreement(result, ref))
         path = _eval_path(ctx, v)
         write_eval(
             path, EvalRecord.measured(v.path, runner, result, name=ctx.rel(v.path), reference=compared)
@@ -123,7 +144,7 @@ def _run_eval(ctx: Context, plan: StagePlan) -> Outcome:
         written.append(path)
         top1 = "-" if result.top1 is None else f"{100 * result.top1:.1f}%"
         lines.append(f"{v.name} {top1}")
-    return Outcome(tuple(written), f"top-1 on {note}: " + ", ".join(lines))
+    return Outcome(tuple(written), "; ".join([f"top-1 on {note}: " + ", ".join(lines), *details.notes]))
 
 
 def _register_eval(ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], info: Mapping[str, Any]) -> None:
@@ -136,14 +157,15 @@ def _register_eval(ctx: Context, plan: StagePlan, outputs: tuple[Path, ...], inf
 def _timed(ctx: Context) -> tuple[list[Variant], list[str]]:
     """The variants timed here, and why the others are not."""
     timed, notes = [], []
-    for v in ctx.variants.values():
-        if v.is_engine or v.name in ("fp32", "int8-cpu"):
+    variants, openvino_notes = _measured(ctx)
+    for v in variants:
+        if v.is_engine or v.backend is not None or v.name in ("fp32", "int8-cpu"):
             timed.append(v)
         elif v.name == "fp16" and "engine-fp16" not in ctx.variants:
             notes.append(f"fp16 not timed: {FP16_NOT_TIMED}")
         elif v.name == "int8-tensorrt" and "engine-int8" not in ctx.variants:
             notes.append("int8-tensorrt not timed: its layout is for TensorRT")
-    return timed, notes
+    return timed, [*notes, *openvino_notes]
 
 
 def _bench_settings(ctx: Context) -> tuple[BenchSettings, list[str]]:
@@ -160,7 +182,7 @@ def _plan_bench(ctx: Context) -> StagePlan | str:
     timed, notes = _timed(ctx)
     settings, batch_notes = _bench_settings(ctx)
     return StagePlan(
-        fingerprint(settings, [v.name for v in timed]),
+        fingerprint(settings, [v.name for v in timed], *_identity(timed)),
         files=tuple(v.path for v in timed),
         outputs=(ctx.out / BENCH_JSON,),
         extra=BenchPlan(tuple(timed), (*batch_notes, *notes), settings),
@@ -177,7 +199,7 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
     results = [
         dataclasses.replace(r, model=ctx.rel(v.path))  # named relative to OUT, as eval and quantize do
         for v in details.timed
-        for r in benchmark(v.path, settings)
+        for r in benchmark(v.path, dataclasses.replace(settings, backend=v.backend or settings.backend))
     ]
     failed = [r for r in results if not r.ok]
     if not results or len(failed) == len(results):
@@ -186,10 +208,17 @@ def _run_bench(ctx: Context, plan: StagePlan) -> Outcome:
     record = BenchRecord.of(results, collect(), threads=settings.threads, settings=settings.to_dict())
     write_bench(ctx.out / BENCH_JSON, record)
     notes = list(details.notes)
-    notes += [f"{r.model} at batch {r.batch} failed: {r.error}" for r in failed]
+    notes += [f"{r.model} at batch {r.batch}{_on(r.backend, r.model)} failed: {r.error}" for r in failed]
     if failed:
         notes.append(f"{len(failed)} of {len(results)} rows failed: not recorded, the next run times again")
     return Outcome((ctx.out / BENCH_JSON,), "; ".join(notes), finished=not failed)
+
+
+def _on(backend: str, model: str) -> str:
+    """`` on openvino`` for a row on another backend than the file's own, else nothing."""
+    from edgeres.runners.registry import backend_for_file
+
+    return "" if backend == backend_for_file(model) else f" on {backend}"
 
 
 def _register_bench(

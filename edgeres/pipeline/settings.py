@@ -31,6 +31,7 @@ __all__ = [
     "ExportSettings",
     "Fp16Settings",
     "ModelSettings",
+    "OpenVinoSettings",
     "PipelineConfig",
     "QuantizeSettings",
     "ReportSettings",
@@ -196,6 +197,20 @@ class EvalSettings:
 
 
 @dataclass(frozen=True)
+class OpenVinoSettings:
+    """OpenVINO, where it is installed: FP32 and the cpu-layout INT8 also evaluated and timed on it.
+
+    ``enabled = false`` leaves OpenVINO out even where it is installed.
+    """
+
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise UsageError(f"openvino.enabled must be true or false, got {self.enabled!r}")
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     title: str | None = None
 
@@ -232,6 +247,7 @@ class PipelineConfig:
     engines: EngineSettings = field(default_factory=EngineSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     bench: BenchSettings = field(default_factory=_default_bench)
+    openvino: OpenVinoSettings = field(default_factory=OpenVinoSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     skip: tuple[str, ...] = ()
 

@@ -19,9 +19,19 @@ from pathlib import Path
 
 from edgeres.bench.compare import FP16_ON_CPU, TENSORRT_LAYOUT_ON_CPU
 from edgeres.errors import UsageError
-from edgeres.report.data import Accuracy, ClassChange, Environment, Flip, Latency, ReportData, Variant
+from edgeres.report.data import (
+    Accuracy,
+    ClassChange,
+    Environment,
+    Flip,
+    Latency,
+    PlaceAccuracy,
+    ReportData,
+    Variant,
+)
 from edgeres.report.inputs import Fact, Loaded
 from edgeres.report.variants import Group, group_facts, label_groups, locate, sort_key
+from edgeres.runners.registry import owner_of
 
 __all__ = ["FP16_ON_CPU", "TENSORRT_LAYOUT_ON_CPU", "caveat", "combine"]
 
@@ -143,9 +153,34 @@ def _same_file(model: str, g: Group, facts: Sequence[Fact]) -> bool:
     return Path(model).name == Path(g.model).name
 
 
+def _where(f: Fact) -> str:
+    return f"{f.backend}/{f.device or 'cpu'}"
+
+
+def _places(accs: Sequence[Fact]) -> tuple[PlaceAccuracy, ...]:
+    """The evaluations on other places than the headline one (``accs[0]``), the first of each place."""
+    if not accs or accs[0].backend is None:
+        return ()
+    places: dict[str, PlaceAccuracy] = {}
+    for f in accs[1:]:
+        where = _where(f)
+        if f.kind == "eval" and f.backend is not None and f.accuracy and where != _where(accs[0]):
+            places.setdefault(where, PlaceAccuracy(where, f.accuracy))
+    return tuple(places.values())
+
+
 def _variant(g: Group, label: str, baseline: bool, notes: list[str]) -> Variant:
     accs = [f for f in g.facts if f.accuracy is not None]
-    accs.sort(key=lambda f: (_KIND_RANK.get(f.kind, 3), -(f.accuracy.images if f.accuracy else 0)))
+    # the headline accuracy: an eval first, on the file's own backend (ONNX Runtime for an ONNX
+    # file, not OpenVINO), on the most images
+    owner = owner_of(g.path or g.model)
+    accs.sort(
+        key=lambda f: (
+            _KIND_RANK.get(f.kind, 3),
+            f.backend is not None and f.backend != owner,
+            -(f.accuracy.images if f.accuracy else 0),
+        )
+    )
     accuracy = accs[0].accuracy if accs else None
     sizes = [f.size_bytes for f in g.facts if f.size_bytes is not None]
     size = sizes[0] if sizes else (os.path.getsize(g.path) if g.path is not None else None)
@@ -173,6 +208,7 @@ def _variant(g: Group, label: str, baseline: bool, notes: list[str]) -> Variant:
         latency=tuple(sorted(rows.values(), key=lambda r: (r.backend, r.device, r.batch))),
         sensitivity=sens.sensitivity if sens else (),
         kept_float=sens.kept_float if sens else (),
+        accuracy_on=_places(accs),
     )
 
 
@@ -197,6 +233,8 @@ def _compare(variants: list[Variant], by_key: dict[str, Group], notes: list[str]
         v = replace(v, latency=latency)
         if not v.baseline and v.accuracy is not None and v.accuracy.top1 is not None:
             v = _accuracy_change(v, base, by_key, notes)
+        if not v.baseline:
+            v = replace(v, accuracy_on=tuple(_place_change(p, by_key) for p in v.accuracy_on))
         out.append(v)
     return out
 
@@ -236,6 +274,14 @@ def _accuracy_change(v: Variant, base: Variant, by_key: dict[str, Group], notes:
         class_changes=changes,
         flips=flips,
     )
+
+
+def _place_change(p: PlaceAccuracy, by_key: dict[str, Group]) -> PlaceAccuracy:
+    """The drop and agreement of an evaluation elsewhere: against the FP32 it names, measured there."""
+    acc = p.accuracy
+    if acc.top1 is None or acc.reference_top1 is None or _reference_precision(acc, by_key) != "fp32":
+        return p
+    return replace(p, drop=100.0 * (acc.reference_top1 - acc.top1), agreement=acc.agreement)
 
 
 def _flips(v: Variant, by_key: dict[str, Group]) -> tuple[Flip, ...]:

@@ -19,6 +19,7 @@ __all__ = [
     "Environment",
     "Flip",
     "Latency",
+    "PlaceAccuracy",
     "ReportData",
     "ReportPaths",
     "Source",
@@ -162,6 +163,29 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class PlaceAccuracy:
+    """A variant's accuracy on another backend/device than its headline accuracy's.
+
+    The pipeline evaluates FP32 and the cpu-layout INT8 on OpenVINO as well as ONNX Runtime:
+    the summary's row for ``where`` (``openvino/cpu``) shows this top-1, and the drop and
+    agreement against the FP32 measured there, on the same images.
+    """
+
+    where: str
+    accuracy: Accuracy
+    drop: float | None = None
+    agreement: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "accuracy": self.accuracy.to_dict(),
+            "drop_points": self.drop,
+            "agreement": self.agreement,
+        }
+
+
+@dataclass(frozen=True)
 class Variant:
     """One model file (in one precision): what every input file says about it."""
 
@@ -182,6 +206,8 @@ class Variant:
     latency: tuple[Latency, ...] = ()
     sensitivity: tuple[tuple[str, float], ...] = ()
     kept_float: tuple[str, ...] = ()
+    #: Accuracy measured on other backends/devices (one eval file each), by place.
+    accuracy_on: tuple[PlaceAccuracy, ...] = ()
 
     @property
     def size_mb(self) -> float | None:
@@ -216,6 +242,7 @@ class Variant:
             "latency": [row.to_dict() for row in self.latency],
             "sensitivity": dict(self.sensitivity),
             "kept_float": list(self.kept_float),
+            "accuracy_on": [p.to_dict() for p in self.accuracy_on],
         }
 
 

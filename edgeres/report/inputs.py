@@ -53,6 +53,8 @@ class Fact:
     precision: str | None = None
     bench_precision: str | None = None
     backend: str | None = None
+    #: The device an eval ran on (cpu, cuda), with ``backend`` the place of its accuracy.
+    device: str | None = None
     target: str | None = None
     size_bytes: int | None = None
     accuracy: Accuracy | None = None
@@ -183,6 +185,7 @@ def _eval(record: EvalRecord, path: Path) -> Loaded:
                 "reference",
                 precision=ref.precision,
                 backend=ref.backend,
+                device=ref.device,
                 size_bytes=ref.size_bytes,
                 accuracy=ref_acc,
             )
@@ -193,6 +196,7 @@ def _eval(record: EvalRecord, path: Path) -> Loaded:
         "eval",
         precision=record.precision,
         backend=record.backend,
+        device=record.device,
         size_bytes=record.size_bytes,
         accuracy=_accuracy(record.result, str(path), **extra),
         flips=ref.flips if ref is not None else (),
@@ -220,7 +224,13 @@ def _bench(record: BenchRecord, path: Path) -> Loaded:
         )
         facts.append(
             Fact(
-                r.model, path, "bench", bench_precision=r.precision or None, backend=row.backend, latency=row
+                r.model,
+                path,
+                "bench",
+                bench_precision=r.precision or None,
+                backend=row.backend,
+                device=row.device,
+                latency=row,
             )
         )
     return Loaded(Source(str(path), "bench"), tuple(facts), environment=_environment(record.environment))

@@ -64,6 +64,15 @@ def _cell(row: Latency | None) -> str:
     return text if row.ratio is None else f"{text} ({row.ratio:.2f}x)"
 
 
+def _accuracy_cells(v: Variant, where: str) -> tuple[str, str, str]:
+    """top-1, Δ top-1 and agreement for the row of ``where``: measured there when an eval was."""
+    place = next((p for p in v.accuracy_on if p.where == where), None)
+    if place is None:
+        return fmt_pct(v.top1), _change(v), fmt_pct(v.agreement)
+    change = "baseline" if v.baseline else "-" if place.drop is None else signed(-place.drop)
+    return fmt_pct(place.accuracy.top1), change, fmt_pct(place.agreement)
+
+
 def _places(v: Variant) -> list[str]:
     return list(dict.fromkeys(row.where for row in v.latency)) or ["-"]
 
@@ -77,7 +86,7 @@ def table(data: ReportData) -> Table:
     caveats: dict[str, None] = {}
     for v in data.variants:
         for where in _places(v):
-            cells = [v.label, v.precision, _size(v), fmt_pct(v.top1), _change(v), fmt_pct(v.agreement), where]
+            cells = [v.label, v.precision, _size(v), *_accuracy_cells(v, where), where]
             ok = [row for row in v.latency if row.where == where]
             for b in batches:
                 row = next((r for r in ok if r.batch == b), None)

@@ -56,6 +56,8 @@ def test_the_default_timing_is_edgeres_benchs() -> None:
         ("[quantise]\nmethod = 'entropy'\n", ["[quantise]"]),
         ("[bench]\nbackend = 'torch'\n", ["bench.backend"]),
         ("[pipeline]\nforce = true\n", ["pipeline.force"]),
+        ("[openvino]\nenabled = 1\n", ["openvino.enabled", "true or false"]),
+        ("[openvino]\ndevice = 'GPU'\n", ["openvino.device", "known: enabled"]),
         ("[bench]\nbatches = '1,8'\n", ["bench.batches", "a list of whole numbers"]),
         ("[quantize]\ncalib_size = '32'\n", ["quantize.calib_size", "a whole number"]),
         ("[eval]\nsize = true\n", ["eval.size"]),

@@ -29,6 +29,7 @@ from edgeres.pipeline.lock import LOCK_NAME
 from edgeres.pipeline.state import STATE_FILE
 
 NO_TENSORRT = not has_module("tensorrt")
+OPENVINO = has_module("openvino")
 FP16 = has_module("onnxconverter_common")
 FP16_AGAIN = "up to date" if FP16 else "skipped"  # fp16 in a second run
 
@@ -76,9 +77,12 @@ def test_first_run_makes_every_artifact(first_run: tuple[Path, PipelineResult]) 
     assert "validation images edgeres train held out" in result["eval"].reason
     if FP16:
         assert {"model.fp16.onnx", "eval_fp16.json"} <= names
-        assert result["bench"].reason == "fp16 not timed: no GPU: FP16 runs only emulated on CPU"
+        assert result["bench"].reason.startswith("fp16 not timed: no GPU: FP16 runs only emulated on CPU")
     else:
         assert result["fp16"].reason.startswith("onnxconverter-common not installed")
+    if not OPENVINO:
+        assert result["eval"].reason.endswith("; no OpenVINO rows: openvino not installed")
+        assert result["bench"].reason.endswith("no OpenVINO rows: openvino not installed")
 
 
 @pytest.mark.skipif(not NO_TENSORRT, reason="TensorRT is installed here")
@@ -137,6 +141,102 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
     assert int8["result"]["top1"] == pytest.approx(float(np.mean(int8_pred == labels)), abs=1e-12)
     if FP16:
         assert json.loads((out / "eval_fp16.json").read_text())["precision"] == "fp16"
+
+
+def _openvino_rows(out: Path) -> list[dict]:
+    return [r for r in json.loads((out / "bench.json").read_text())["results"] if r["backend"] == "openvino"]
+
+
+def test_openvino_runs_fp32_and_the_cpu_int8_compared_within_openvino(
+    first_run: tuple[Path, PipelineResult],
+) -> None:
+    pytest.importorskip("openvino")
+    from edgeres.report import summary_table
+
+    out, result = first_run
+    ov_fp32 = json.loads((out / "eval_fp32-openvino.json").read_text())
+    ov_int8 = json.loads((out / "eval_int8-cpu-openvino.json").read_text())
+    assert (ov_fp32["backend"], ov_fp32["device"], ov_fp32["precision"]) == ("openvino", "cpu", "fp32")
+    assert (ov_int8["backend"], ov_int8["model"], ov_int8["precision"]) == (
+        "openvino",
+        "model.int8.cpu.onnx",
+        "int8",
+    )
+    assert "reference" not in ov_fp32
+    ref = ov_int8["reference"]
+    assert (ref["model"], ref["backend"]) == ("model.fp32.onnx", "openvino")  # the FP32 of its runtime
+    assert ref["result"] == ov_fp32["result"] and ov_int8["result"]["num_images"] == 64
+    assert "int8-cpu-openvino " in result["eval"].reason  # its top-1 in the stage line
+    # FP32 is FP32 on OpenVINO (f32 hint): it predicts what ONNX Runtime's FP32 does
+    assert ov_fp32["result"]["top1"] == json.loads((out / "eval_fp32.json").read_text())["result"]["top1"]
+    rows = {r["model"]: r for r in _openvino_rows(out)}
+    assert rows.keys() == {"model.fp32.onnx", "model.int8.cpu.onnx"} and not any(
+        r["error"] for r in rows.values()
+    )
+    assert result.report is not None
+    variants = {v.model: v for v in result.report.data.variants}
+    fp32, int8 = variants["model.fp32.onnx"], variants["model.int8.cpu.onnx"]
+
+    def on(v, where: str):
+        return next(r for r in v.latency if r.where == where)
+
+    ov, ov_base = on(int8, "openvino/cpu"), on(fp32, "openvino/cpu")
+    assert ov.ratio == pytest.approx(ov.headline_ms / ov_base.headline_ms)  # OpenVINO's FP32, not ORT's
+    assert ov_base.ratio == pytest.approx(1)
+    ort, ort_fp32 = on(int8, "onnxruntime/cpu"), on(fp32, "onnxruntime/cpu")
+    assert ort.ratio == pytest.approx(ort.headline_ms / ort_fp32.headline_ms)
+    table = summary_table(result.report.data).splitlines()
+    line = next(x for x in table if x.startswith(int8.label + " "))
+    shown = [x for x in table if "openvino/cpu" in x]
+    assert len(shown) == 2 and any(f"({ov.ratio:.2f}x)" in x and x.startswith(int8.label) for x in shown)
+    assert "onnxruntime/cpu" in line  # ONNX Runtime's row first, then OpenVINO's
+    # each row shows the accuracy measured there: top-1, change and agreement against that runtime's FP32
+    ov_row = next(x for x in shown if x.startswith(int8.label + " ")).split()
+    ort_row = line.split()
+    drop = 100 * (ov_fp32["result"]["top1"] - ov_int8["result"]["top1"])
+    cells = [
+        f"{100 * ov_int8['result']['top1']:.2f}%",
+        f"{-drop + 0.0:+.2f}",
+        f"{100 * ref['agreement']:.2f}%",
+    ]
+    assert ov_row[3:6] == cells, (ov_row, cells)
+    ort_int8 = json.loads((out / "eval_int8-cpu.json").read_text())
+    assert ort_row[3] == f"{100 * ort_int8['result']['top1']:.2f}%"
+    # edgeres report on the folder (eval_int8-cpu-openvino.json sorts first): ORT's is still the headline
+    from edgeres.report import load_results
+
+    assert ort_int8["result"]["top1"] != ov_int8["result"]["top1"]  # else this proves nothing
+    again = {v.model: v for v in load_results([out]).variants}["model.int8.cpu.onnx"]
+    assert again.top1 == ort_int8["result"]["top1"] and [p.where for p in again.accuracy_on] == [
+        "openvino/cpu"
+    ]
+    assert sum("| openvino/cpu |" in x for x in result.report.markdown.read_text().splitlines()) == 2
+
+
+def test_openvino_off_then_on_reruns_only_eval_bench_and_report(
+    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig
+) -> None:
+    pytest.importorskip("openvino")
+    from edgeres.pipeline import OpenVinoSettings
+    from edgeres.report import summary_table
+
+    off = replace(fast_config, openvino=OpenVinoSettings(enabled=False))
+    result = run_pipeline(digits_checkpoint, copied_run, off, calib="digits", progress=False)
+    ran = statuses(result)
+    assert (
+        ran["export"] == ran["quantize"] == "up to date"
+        and ran["eval"] == ran["bench"] == ran["report"] == "ran"
+    )
+    assert not list(copied_run.glob("eval_*openvino*")) and not _openvino_rows(copied_run)
+    assert result.report is not None and "openvino" not in summary_table(result.report.data)
+    assert "openvino" not in result["eval"].reason + result["bench"].reason
+    result = run_pipeline(digits_checkpoint, copied_run, fast_config, calib="digits", progress=False)
+    ran = statuses(result)
+    assert (
+        ran["export"] == ran["quantize"] == "up to date"
+        and ran["eval"] == ran["bench"] == ran["report"] == "ran"
+    )
+    assert (copied_run / "eval_int8-cpu-openvino.json").is_file() and _openvino_rows(copied_run)
 
 
 def test_second_run_is_up_to_date_and_quick(copied_run: Path, digits_checkpoint: Path, fast_config) -> None:
