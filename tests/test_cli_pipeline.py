@@ -18,6 +18,8 @@ calib_size = 32
 [bench]
 warmup = 1
 warmup_ms = 0
+[openvino]
+enabled = false
 """
 
 

@@ -12,17 +12,21 @@ from edgeres.pipeline.settings import (
     BenchSettings,
     EvalSettings,
     ExportSettings,
+    OpenVinoSettings,
     PipelineConfig,
     QuantizeSettings,
 )
 
 
-def _fast_config() -> PipelineConfig:
+def _fast_config(*, openvino: bool = False) -> PipelineConfig:
+    """OpenVINO is off unless asked for: its variants add seconds to every run, and the tests
+    of them run the pipeline with it on (``openvino_run``)."""
     return PipelineConfig(
         export=ExportSettings(exporter="torchscript"),
         quantize=QuantizeSettings(calib_size=32),
         eval=EvalSettings(size=64),
         bench=BenchSettings(batches=(1,), warmup=1, iters=3),
+        openvino=OpenVinoSettings(enabled=openvino),
     )
 
 
@@ -76,6 +80,18 @@ def first_run(
     out = tmp_path_factory.mktemp("pipeline") / "out"
     result = run_pipeline(digits_checkpoint, out, _fast_config(), calib="digits", progress=False)
     return out, result
+
+
+@pytest.fixture(scope="session")
+def openvino_run(
+    digits_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, PipelineResult]:
+    """As ``first_run``, with OpenVINO on (where it is not installed, its stage notes say so)."""
+    from edgeres.pipeline import run_pipeline
+
+    out = tmp_path_factory.mktemp("pipeline-openvino") / "out"
+    config = _fast_config(openvino=True)
+    return out, run_pipeline(digits_checkpoint, out, config, calib="digits", progress=False)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgeres.pipeline import PipelineConfig, PipelineResult, Status, format_summary, run_pipeline
-from edgeres.pipeline.context import has_module
 from edgeres.pipeline.state import STATE_FILE
 
 
@@ -88,9 +87,7 @@ def test_a_bench_with_failed_rows_is_not_recorded_and_runs_again(
     bench = result["bench"]
     assert result["quantize"].status is Status.UP_TO_DATE and bench.status is Status.RAN
     assert "model.int8.cpu.onnx at batch 1 failed" in bench.reason
-    failed = 2 if has_module("openvino") else 1  # and on OpenVINO too, where it is installed
-    assert ("model.int8.cpu.onnx at batch 1 on openvino failed" in bench.reason) == (failed == 2)
-    assert f"{failed} of {2 * failed} rows failed: not recorded, the next run times again" in bench.reason
+    assert "1 of 2 rows failed: not recorded, the next run times again" in bench.reason
     assert "bench" not in json.loads((copied_run / STATE_FILE).read_text())["stages"]
     again = run_pipeline(digits_checkpoint, copied_run, config, calib="digits", progress=False)
     assert again["bench"].status is Status.RAN and (copied_run / "bench.json").exists()

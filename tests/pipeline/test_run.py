@@ -80,9 +80,7 @@ def test_first_run_makes_every_artifact(first_run: tuple[Path, PipelineResult]) 
         assert result["bench"].reason.startswith("fp16 not timed: no GPU: FP16 runs only emulated on CPU")
     else:
         assert result["fp16"].reason.startswith("onnxconverter-common not installed")
-    if not OPENVINO:
-        assert result["eval"].reason.endswith("; no OpenVINO rows: openvino not installed")
-        assert result["bench"].reason.endswith("no OpenVINO rows: openvino not installed")
+    assert "openvino" not in result["eval"].reason + result["bench"].reason  # off in the fast config
 
 
 @pytest.mark.skipif(not NO_TENSORRT, reason="TensorRT is installed here")
@@ -148,12 +146,16 @@ def _openvino_rows(out: Path) -> list[dict]:
 
 
 def test_openvino_runs_fp32_and_the_cpu_int8_compared_within_openvino(
-    first_run: tuple[Path, PipelineResult],
+    openvino_run: tuple[Path, PipelineResult],
 ) -> None:
-    pytest.importorskip("openvino")
+    out, result = openvino_run
+    if not OPENVINO:
+        assert result["eval"].reason.endswith("; no OpenVINO rows: openvino not installed")
+        assert result["bench"].reason.endswith("no OpenVINO rows: openvino not installed")
+        assert not list(out.glob("eval_*openvino*"))
+        return
     from edgeres.report import summary_table
 
-    out, result = first_run
     ov_fp32 = json.loads((out / "eval_fp32-openvino.json").read_text())
     ov_int8 = json.loads((out / "eval_int8-cpu-openvino.json").read_text())
     assert (ov_fp32["backend"], ov_fp32["device"], ov_fp32["precision"]) == ("openvino", "cpu", "fp32")
@@ -214,12 +216,16 @@ def test_openvino_runs_fp32_and_the_cpu_int8_compared_within_openvino(
 
 
 def test_openvino_off_then_on_reruns_only_eval_bench_and_report(
-    copied_run: Path, digits_checkpoint: Path, fast_config: PipelineConfig
+    openvino_run: tuple[Path, PipelineResult], digits_checkpoint: Path, tmp_path: Path
 ) -> None:
     pytest.importorskip("openvino")
     from edgeres.pipeline import OpenVinoSettings
     from edgeres.report import summary_table
+    from tests.pipeline.conftest import _fast_config
 
+    copied_run = tmp_path / "out"
+    shutil.copytree(openvino_run[0], copied_run)
+    fast_config = _fast_config(openvino=True)
     off = replace(fast_config, openvino=OpenVinoSettings(enabled=False))
     result = run_pipeline(digits_checkpoint, copied_run, off, calib="digits", progress=False)
     ran = statuses(result)
@@ -342,7 +348,7 @@ def test_ctrl_c_leaves_no_half_written_file_and_the_next_run_resumes(
     config = tmp_path / "edgeres.toml"
     config.write_text(
         '[export]\nexporter = "torchscript"\n[quantize]\ncalib_size = 32\n[eval]\nsize = 64\n'
-        "[bench]\nwarmup = 1\nwarmup_ms = 0\niters = 3\n"
+        "[bench]\nwarmup = 1\nwarmup_ms = 0\niters = 3\n[openvino]\nenabled = false\n"
     )
     assert load_config(config) == fast_config
     state = copied_run / STATE_FILE
