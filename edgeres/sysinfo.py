@@ -80,6 +80,27 @@ def cpu_model_and_features(cpuinfo: str | None = None) -> tuple[str, tuple[str, 
     return model or platform.processor() or platform.machine(), tuple(f for f in wanted if f in flags)
 
 
+#: Any of these gives an x86 CPU int8 dot products that accumulate in int32 (no int16 pair sums).
+_INT8_DOT_FEATURES = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def int8_pairs_saturate(machine: str | None = None, features: tuple[str, ...] | None = None) -> bool:
+    """True on an x86 CPU without VNNI or AMX (AVX2, AVX-512 without VNNI).
+
+    ONNX Runtime's and OpenVINO's u8 x s8 kernels there add pairs of products in int16
+    (``vpmaddubsw``), which saturates once two neighbouring products of 8-bit weights are large:
+    a cpu-layout model with 8-bit weights then computes less exactly than its Q/DQ graph says,
+    and one with 7-bit weights (``edgeres quantize --weight-bits 7``) does not. Arm CPUs and x86
+    CPUs with VNNI or AMX accumulate in int32.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    if features is None:
+        features = cpu_model_and_features()[1]
+    return not (_INT8_DOT_FEATURES & set(features))
+
+
 def _cuda() -> tuple[tuple[CudaDevice, ...], str | None]:
     try:
         import torch

@@ -82,6 +82,31 @@ def test_quantize_errors_are_one_line(run_cli, resnet20_checkpoint: Path, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written
 
 
+def test_weight_bits(run_cli, resnet20_checkpoint: Path, images: str, tmp_path) -> None:
+    """--weight-bits 7 writes the cpu layout with 7-bit weights (|q| <= 64) and says so; the
+    tensorrt layout keeps 8; anything else is refused before any work."""
+    import onnx
+    from onnx import numpy_helper
+
+    out = tmp_path / "q.onnx"
+    r = run_cli(
+        "quantize", str(resnet20_checkpoint), "--calib", images, "-o", str(out), "--target", "all",
+        "--calib-size", "16", "--weight-bits", "7", "--no-progress", "--json", str(tmp_path / "q.json"),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "(cpu layout, 7-bit weights," in r.out and "(tensorrt layout, 20 weighted" in r.out
+    records = {t["target"]: t for t in json.loads((tmp_path / "q.json").read_text())["targets"]}
+    assert records["cpu"]["weight_bits"] == 7 and records["tensorrt"]["weight_bits"] == 8
+    graph = onnx.load(str(tmp_path / "q.cpu.onnx")).graph
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    conv_weights = [w for w in weights if w.ndim == 4]
+    assert len(conv_weights) == 19 and max(int(abs(w.astype(int)).max()) for w in conv_weights) == 64
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "q.tensorrt.onnx")).metadata_props}
+    assert json.loads(props["edgeres.quantization"])["layout"]["weight_bits"] == 8
+    r = run_cli("quantize", str(resnet20_checkpoint), "--calib", images, "--weight-bits", "6", "-o", str(out))
+    assert r.code == 2 and "'6' is not one of '8', '7'" in r.err
+
+
 def _agreement(model: Path, reference: Path, images: str) -> float:
     """Top-1 agreement computed here, apart from edgeres's evaluate: both models on every readable image."""
     import onnxruntime as ort

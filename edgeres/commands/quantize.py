@@ -19,6 +19,7 @@ from edgeres.commands.options import (
     target_option,
 )
 from edgeres.errors import UsageError
+from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, WEIGHT_BITS
 from edgeres.runners.registry import AUTO, auto_help, backend_choices
 
 
@@ -75,6 +76,14 @@ def _pct(x: float | None) -> str:
     show_default=True,
     help="Remove the mean output shift of each layer's int8 weights from its bias (one more pass).",
 )
+@click.option(
+    "--weight-bits",
+    type=click.Choice([str(b) for b in WEIGHT_BITS]),
+    default=str(DEFAULT_WEIGHT_BITS),
+    show_default=True,
+    help="Bits of the cpu layout's weights: 7 cannot overflow the u8s8 kernels of x86 CPUs without "
+    "VNNI (AVX2); 8 is exact on CPUs with VNNI or AMX, and on Arm.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image samples.")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads [default: all cores].")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
@@ -96,6 +105,7 @@ def quantize_cmd(
     max_drop: float | None,
     exclude: tuple[str, ...],
     bias_correction: bool,
+    weight_bits: str,
     seed: int,
     threads: int | None,
     json_out: str | None,
@@ -124,6 +134,7 @@ def quantize_cmd(
     """
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.targets import target_choice
+    from edgeres.quantize.targets import weight_bits as as_weight_bits
     from edgeres.quantize.workflow import QuantizeOptions, quantize
 
     cache_exists = bool(calib_cache) and Path(str(calib_cache)).exists()
@@ -162,6 +173,7 @@ def quantize_cmd(
         ignore_unknown_classes=ignore_unknown_classes,
         bias_correction=bias_correction,
         exclude=tuple(exclude),
+        weight_bits=as_weight_bits(weight_bits),
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
     from edgeres.report.tables import signed
@@ -189,7 +201,10 @@ def quantize_cmd(
             )
     for t in report.targets:
         kept = f"; kept in float: {', '.join(t.excluded_nodes)}" if t.excluded_nodes else ""
-        click.echo(f"wrote {t.path} ({t.target} layout, {t.num_quantized_nodes} weighted ops in int8{kept})")
+        bits = f", {t.weight_bits}-bit weights" if t.target == "cpu" else ""
+        click.echo(
+            f"wrote {t.path} ({t.target} layout{bits}, {t.num_quantized_nodes} weighted ops in int8{kept})"
+        )
     if json_out:
         from edgeres.records import QuantizeRecord, write_quantize
 

@@ -28,7 +28,7 @@ from edgeres.pipeline.context import (
 )
 from edgeres.pipeline.settings import fingerprint
 from edgeres.pipeline.state import StagePlan
-from edgeres.quantize.targets import Target, resolve_targets
+from edgeres.quantize.targets import Target, resolve_targets, weight_bits
 
 __all__ = ["Outcome", "StageDef", "export_stage", "fp16_stage", "quantize_stage"]
 
@@ -222,6 +222,7 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
         max_drop=q.max_drop,
         bias_correction=q.bias_correction,
         exclude=q.exclude,
+        weight_bits=weight_bits(q.weight_bits),
         seed=q.seed,
         threads=ctx.threads,
         progress=ctx.progress,

@@ -24,9 +24,11 @@ __all__ = ["correction_key", "store_shifts", "stored_shifts"]
 _FIELD = "bias_corrections"
 
 
-def correction_key(target: str, exclude_nodes: Sequence[str]) -> str:
-    """The layout and the layers kept in float: what a correction depends on besides model and ranges."""
-    return target if not exclude_nodes else f"{target}|float:{','.join(sorted(set(exclude_nodes)))}"
+def correction_key(target: str, exclude_nodes: Sequence[str], weight_bits: int = 8) -> str:
+    """The layout, its weight bits and the layers kept in float: what a correction depends on besides
+    model and ranges (8-bit weights add nothing to the key, which keeps older caches valid)."""
+    key = target if weight_bits == 8 else f"{target}|w{weight_bits}"
+    return key if not exclude_nodes else f"{key}|float:{','.join(sorted(set(exclude_nodes)))}"
 
 
 def store_shifts(

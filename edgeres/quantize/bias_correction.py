@@ -33,6 +33,7 @@ import numpy as np
 from edgeres.errors import EdgeresError
 from edgeres.quantize.layouts import Target
 from edgeres.quantize.ranges import Ranges
+from edgeres.quantize.targets import WeightBits
 
 if TYPE_CHECKING:
     from edgeres.quantize.qdq import QdqResult
@@ -183,13 +184,14 @@ def write_bias_corrected(
     calibration: Mapping[str, Any] | None = None,
     threads: int | None = None,
     stored: tuple[Mapping[str, np.ndarray], int] | None = None,
+    weight_bits: WeightBits = 8,
 ) -> tuple[QdqResult, BiasCorrection]:
     """:func:`~edgeres.quantize.qdq.write_qdq` with every quantized layer's bias corrected.
 
     The uncorrected Q/DQ model and the corrected float model live in a temporary folder beside
     ``output``, so an interrupted run leaves neither behind, nor an uncorrected ``output``.
     ``calibration`` is recorded in the model's metadata with what bias correction did;
-    ``stored`` as for :func:`correct_biases`.
+    ``stored`` as for :func:`correct_biases`; ``weight_bits`` as for ``write_qdq``.
     """
     from edgeres.quantize.qdq import write_qdq
     from edgeres.quantize.targets import faithful_to
@@ -197,7 +199,10 @@ def write_bias_corrected(
     output = Path(output)
     folder = output.parent if str(output.parent) else Path(".")
     with tempfile.TemporaryDirectory(prefix=".edgeres-bias-", dir=folder) as tmp:
-        plain = write_qdq(fp32_onnx, ranges, target, Path(tmp) / "plain.onnx", exclude_nodes=exclude_nodes)
+        plain = write_qdq(
+            fp32_onnx, ranges, target, Path(tmp) / "plain.onnx", exclude_nodes=exclude_nodes,
+            weight_bits=weight_bits,
+        )  # fmt: skip
         corrected = Path(tmp) / "corrected.onnx"
         done = correct_biases(
             fp32_onnx,
@@ -212,7 +217,10 @@ def write_bias_corrected(
             **(calibration or {}),
             "bias_correction": {"layers": len(done.layers), "images": done.num_images},
         }
-        qdq = write_qdq(corrected, ranges, target, output, exclude_nodes=exclude_nodes, calibration=recorded)
+        qdq = write_qdq(
+            corrected, ranges, target, output, exclude_nodes=exclude_nodes, calibration=recorded,
+            weight_bits=weight_bits,
+        )  # fmt: skip
     return qdq, done
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import onnx
 
-from edgeres.quantize.targets import Target
+from edgeres.errors import UsageError
+from edgeres.quantize.targets import Target, WeightBits
 
 __all__ = [
     "LAYOUTS",
@@ -33,6 +34,7 @@ __all__ = [
     "Target",
     "count_quantized_nodes",
     "default_cpu_op_types",
+    "layout_for",
     "requantized_on_cpu",
     "residual_adds",
 ]
@@ -55,7 +57,8 @@ class QdqLayout:
     ``residual_only_adds`` marks the skip input of residual Adds for Q/DQ instead of
     quantizing Adds as ORT does (all inputs and the output); ``extra_options`` go to
     ``QDQQuantizer`` as they are. ``runtime`` is what the model is for: "onnxruntime" or
-    "tensorrt".
+    "tensorrt". ``reduce_range`` is ONNX Runtime's 7-bit weight option (weights in -64..63):
+    the int16 pair sums of u8s8 kernels on x86 CPUs without VNNI cannot overflow then.
     """
 
     name: str
@@ -67,6 +70,7 @@ class QdqLayout:
     residual_only_adds: bool = False
     extra_options: Mapping[str, Any] = field(default_factory=dict)
     runtime: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
+    reduce_range: bool = False
 
     def resolved_op_types(self) -> tuple[str, ...]:
         return self.op_types if self.op_types is not None else default_cpu_op_types()
@@ -88,6 +92,7 @@ class QdqLayout:
             "weight_symmetric": bool(self.quantizer_options()["WeightSymmetric"]),
             "op_types": list(self.resolved_op_types()),
             "residual_add_inputs_only": self.residual_only_adds,
+            "weight_bits": 7 if self.reduce_range else 8,
         }
 
 
@@ -120,6 +125,22 @@ LAYOUTS: dict[str, QdqLayout] = {
         activation_symmetric=False,
     ),
 }
+
+
+def layout_for(target: str, bits: WeightBits = 8) -> QdqLayout:
+    """``target``'s layout with ``bits``-bit weights (7 only for the cpu layout: see :data:`WeightBits`)."""
+    layout = LAYOUTS.get(target)
+    if layout is None:
+        raise UsageError(f"unknown quantization target '{target}'; choose one of {', '.join(LAYOUTS)}")
+    if bits == 8:
+        return layout
+    if bits != 7 or layout.runtime != "onnxruntime":
+        raise UsageError(
+            f"the {target} layout has 8-bit weights only; 7-bit weights are for the cpu layout"
+            if bits == 7
+            else f"weight bits must be 8 or 7, got {bits!r}"
+        )
+    return replace(layout, reduce_range=True)
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,15 @@ import onnx
 from edgeres.atomic import atomic_path
 from edgeres.errors import EdgeresError, UsageError, first_line
 from edgeres.quantize.layouts import (
-    LAYOUTS,
     QdqLayout,
     Target,
     count_quantized_nodes,
+    layout_for,
     requantized_on_cpu,
     residual_adds,
 )
 from edgeres.quantize.ranges import Ranges
+from edgeres.quantize.targets import WeightBits
 
 __all__ = [
     "FLOAT_CONV_OPS",
@@ -94,6 +95,7 @@ def write_qdq(
     *,
     exclude_nodes: Sequence[str] = (),
     calibration: Mapping[str, Any] | None = None,
+    weight_bits: WeightBits = 8,
 ) -> QdqResult:
     """Quantize ``fp32_onnx`` with ``ranges`` into ``output`` in ``target``'s Q/DQ layout.
 
@@ -103,12 +105,16 @@ def write_qdq(
     from a DequantizeLinear and feeding a QuantizeLinear is quantized again at load time (see
     :func:`~edgeres.quantize.layouts.requantized_on_cpu`; a warning names them). ``calibration`` (e.g.
     ``{"method": "percentile", "images": 512}``) is recorded in the model's
-    ``edgeres.quantization`` metadata. The file is checked and written atomically.
+    ``edgeres.quantization`` metadata. ``weight_bits`` 7 gives the cpu layout 7-bit weights (see
+    :data:`~edgeres.quantize.targets.WeightBits`). The file is checked and written atomically.
     """
-    if target not in LAYOUTS:
-        raise UsageError(f"unknown quantization target '{target}'; choose one of {', '.join(LAYOUTS)}")
     return write_qdq_layout(
-        fp32_onnx, ranges, LAYOUTS[target], output, exclude_nodes=exclude_nodes, calibration=calibration
+        fp32_onnx,
+        ranges,
+        layout_for(target, weight_bits),
+        output,
+        exclude_nodes=exclude_nodes,
+        calibration=calibration,
     )
 
 
@@ -210,7 +216,7 @@ def _quantize(source: Path, ranges: Ranges, layout: QdqLayout, exclude: tuple[st
     quantizer = QDQQuantizer(
         model,
         layout.per_channel,
-        False,  # reduce_range: 7-bit weights only help CPUs without VNNI/dot-product instructions
+        layout.reduce_range,
         weight,
         activation,
         TensorsData(CalibrationMethod.MinMax, data),

@@ -14,22 +14,34 @@ from typing import Literal, get_args
 from edgeres.errors import UsageError
 
 __all__ = [
+    "DEFAULT_WEIGHT_BITS",
     "TARGETS",
     "TARGET_CHOICES",
     "TARGET_SPECS",
+    "WEIGHT_BITS",
     "Target",
     "TargetChoice",
     "TargetSpec",
+    "WeightBits",
     "default_target",
     "faithful_to",
     "resolve_targets",
     "target_choice",
+    "weight_bits",
 ]
 
 Target = Literal["cpu", "tensorrt"]
 TargetChoice = Literal["auto", "cpu", "tensorrt", "all"]
 TARGETS: tuple[Target, ...] = get_args(Target)
 TARGET_CHOICES: tuple[TargetChoice, ...] = get_args(TargetChoice)
+
+#: Bits of the cpu layout's int8 weights: 8 (-127..127) or 7 (-64..64, ONNX Runtime's
+#: ``reduce_range``). x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) add pairs of u8 x s8
+#: products in int16 (``vpmaddubsw``), which overflows and saturates with 8-bit weights; with 7-bit
+#: weights it cannot. CPUs with VNNI or AMX, Arm and TensorRT accumulate in int32 and lose nothing.
+WeightBits = Literal[7, 8]
+WEIGHT_BITS: tuple[WeightBits, ...] = (8, 7)
+DEFAULT_WEIGHT_BITS: WeightBits = 8
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,14 @@ def target_choice(value: str) -> TargetChoice:
         if value == choice:
             return choice
     raise UsageError(f"unknown target '{value}'; choose one of {', '.join(TARGET_CHOICES)}")
+
+
+def weight_bits(value: object) -> WeightBits:
+    """``value`` (7 or 8, or their text) as :data:`WeightBits`; a :class:`UsageError` otherwise."""
+    for bits in WEIGHT_BITS:
+        if value == bits or (isinstance(value, str) and value.strip() == str(bits)):
+            return bits
+    raise UsageError(f"weight bits must be 8 or 7, got {value!r}")
 
 
 def faithful_to(target: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from edgeres.metadata import ModelMeta
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.selection import Selection
 from edgeres.quantize.settings import Method, method_names
-from edgeres.quantize.targets import Target, faithful_to
+from edgeres.quantize.targets import Target, WeightBits, faithful_to
 
 if TYPE_CHECKING:
     from edgeres.evaluate import EvalResult
@@ -46,6 +46,8 @@ class TuningOptions:
     #: Top-1 points the INT8 model may lose, for :func:`keep_sensitive_in_float`.
     max_drop: float | None = None
     progress: bool = False
+    #: Weight bits of the cpu layout's candidates (see :data:`~edgeres.quantize.targets.WeightBits`).
+    weight_bits: WeightBits = 8
 
 
 class _Tuner:
@@ -82,7 +84,8 @@ class _Tuner:
 
         self.count += 1
         path = Path(self.tmp.name) / f"candidate{self.count}.onnx"
-        write_qdq(fp32, ranges, target, path, exclude_nodes=exclude)
+        bits = self.opts.weight_bits if target == "cpu" else 8
+        write_qdq(fp32, ranges, target, path, exclude_nodes=exclude, weight_bits=bits)
         result = self.run(path, target)
         path.unlink()
         base, top1 = self.fp32.top1, result.top1

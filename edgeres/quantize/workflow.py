@@ -23,12 +23,15 @@ from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.selection import Selection, select_images
 from edgeres.quantize.settings import CalibrationSettings, Method, get_method
 from edgeres.quantize.targets import (
+    DEFAULT_WEIGHT_BITS,
     TARGETS,
     Target,
     TargetChoice,
+    WeightBits,
     default_target,
     faithful_to,
     resolve_targets,
+    weight_bits,
 )
 from edgeres.quantize.tuning import TuningOptions
 
@@ -76,6 +79,8 @@ class QuantizeOptions:
     bias_correction: bool = False
     #: Node names or fnmatch patterns of layers to keep in float (``--exclude``).
     exclude: tuple[str, ...] = ()
+    #: Bits of the cpu layout's weights (``--weight-bits``; see :data:`WeightBits`).
+    weight_bits: WeightBits = DEFAULT_WEIGHT_BITS
 
     def __post_init__(self) -> None:
         d = self.max_drop
@@ -89,6 +94,7 @@ class QuantizeOptions:
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"{flag} must be a whole number of at least 1, got {n!r}")
+        weight_bits(self.weight_bits)  # a UsageError for anything but 8 or 7
         if self.calib is None and (self.calib_cache is None or not Path(self.calib_cache).exists()):
             raise UsageError("give calibration images with --calib, or an existing --calib-cache")
 
@@ -129,6 +135,7 @@ class TargetReport:
     sensitivity: dict[str, float] = field(default_factory=dict)
     #: What bias correction did (:meth:`BiasCorrection.to_dict`), when it ran.
     bias_correction: dict[str, Any] | None = None
+    weight_bits: int = 8
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,7 @@ def tuning_options(opts: QuantizeOptions) -> TuningOptions:
         preferred_method=opts.settings.method,
         max_drop=opts.max_drop,
         progress=opts.progress,
+        weight_bits=opts.weight_bits,
     )
 
 
@@ -285,6 +293,7 @@ def write_targets(
             "cache": calibration.cache.name,
         }
         exclude = manual
+        bits: WeightBits = opts.weight_bits if target == "cpu" else 8
         sensitivity: dict[str, float] = {}
         if opts.max_drop is not None and selection is not None:
             from edgeres.quantize.tuning import keep_sensitive_in_float
@@ -295,11 +304,14 @@ def write_targets(
             exclude = manual + tuned
         corrected = None
         if opts.bias_correction:
-            qdq, corrected = _bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts)
+            qdq, corrected = _bias_corrected(
+                fp32, path, calibration, target, meta, selection, exclude, opts, bits
+            )
         else:
             qdq = write_qdq(
-                fp32, calibration.ranges, target, path, exclude_nodes=exclude, calibration=recorded
-            )
+                fp32, calibration.ranges, target, path, exclude_nodes=exclude, calibration=recorded,
+                weight_bits=bits,
+            )  # fmt: skip
         kept = qdq.excluded_nodes
         reports.append(
             TargetReport(
@@ -309,6 +321,7 @@ def write_targets(
                 kept,
                 sensitivity=sensitivity,
                 bias_correction=corrected,
+                weight_bits=bits,
             )
         )
     return tuple(reports)
@@ -323,13 +336,14 @@ def _bias_corrected(
     selection: Selection | None,
     exclude: tuple[str, ...],
     opts: QuantizeOptions,
+    bits: WeightBits,
 ) -> tuple[Any, dict[str, Any]]:
     """Bias correction measured on the calibration images, or as a reused cache keeps it."""
     from edgeres.data import BatchReader
     from edgeres.quantize.bias_cache import correction_key, store_shifts, stored_shifts
     from edgeres.quantize.bias_correction import write_bias_corrected
 
-    key = correction_key(target, exclude)
+    key = correction_key(target, exclude, bits)
     stored = stored_shifts(calibration.cache, key) if calibration.reused_cache else None
     reader = None
     if stored is None:
@@ -348,7 +362,7 @@ def _bias_corrected(
     }
     qdq, done = write_bias_corrected(
         fp32, calibration.ranges, target, output, reader, exclude_nodes=exclude, calibration=recorded,
-        threads=opts.threads, stored=stored,
+        threads=opts.threads, stored=stored, weight_bits=bits,
     )  # fmt: skip
     if stored is None:
         store_shifts(calibration.cache, key, done.shifts, done.num_images)

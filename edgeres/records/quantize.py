@@ -86,6 +86,8 @@ class TargetRecord:
     #: Layer -> top-1 agreement gained when only it stays float.
     sensitivity: tuple[tuple[str, float], ...] = ()
     bias_correction: BiasCorrectionRecord | None = None
+    #: Bits of the int8 weights' range: 8, or 7 for a cpu layout made for CPUs without VNNI.
+    weight_bits: int = 8
 
     @classmethod
     def of(cls, t: TargetReport) -> TargetRecord:
@@ -101,6 +103,7 @@ class TargetRecord:
             per_class=tuple(ClassScore(str(n), int(c), int(total)) for n, (c, total) in t.per_class.items()),
             sensitivity=tuple((str(k), float(v)) for k, v in t.sensitivity.items()),
             bias_correction=BiasCorrectionRecord.of(t.bias_correction) if t.bias_correction else None,
+            weight_bits=int(t.weight_bits),
         )
 
     def without_accuracy(self) -> TargetRecord:
@@ -119,6 +122,7 @@ class TargetRecord:
             "per_class": {c.name: [c.correct, c.total] for c in self.per_class},
             "sensitivity": dict(self.sensitivity),
             "bias_correction": self.bias_correction.to_dict() if self.bias_correction else None,
+            "weight_bits": self.weight_bits,
         }
 
     @classmethod
@@ -142,6 +146,7 @@ class TargetRecord:
             bias_correction=(
                 BiasCorrectionRecord.read(f.sub("bias_correction")) if f.raw("bias_correction") else None
             ),
+            weight_bits=f.integer("weight_bits", 8) or 8,
         )
 
 

@@ -31,7 +31,7 @@ _FLOAT_TYPES: dict[str, np.dtype[Any]] = {
 
 
 class OnnxRuntimeRunner(Runner):
-    """Runs ``path`` in an ONNX Runtime session with every graph optimization on.
+    """Runs ``path`` in an ONNX Runtime session with every graph optimization on (``optimize``).
 
     ``providers`` are execution-provider names or aliases (cpu, cuda, tensorrt), best
     first; without them ``device`` picks CPU or CUDA (with CPU as fallback for
@@ -49,12 +49,16 @@ class OnnxRuntimeRunner(Runner):
         device: str = "cpu",
         threads: int | None = None,
         disabled_optimizers: Sequence[str] = (),
+        optimize: bool = True,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         #: ONNX Runtime graph optimizers to switch off, e.g. "WeightBiasQuantization", which would
         #: quantize a Conv that a Q/DQ model deliberately keeps in float.
         self.disabled_optimizers = tuple(disabled_optimizers)
+        #: False runs every node as written: a Q/DQ model then does its integer math in float,
+        #: exactly, without ONNX Runtime's INT8 kernels (the reference for what they compute).
+        self.optimize = optimize
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be at least 1, got {threads}")
         self.providers = resolve_providers(providers, device)
@@ -68,7 +72,11 @@ class OnnxRuntimeRunner(Runner):
         if not self.path.is_file():
             raise UsageError(f"ONNX model '{self.path}' does not exist")
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self.optimize
+            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
         options.log_severity_level = 3  # errors only; ORT's warnings are not the user's business
         if self.threads is not None:
             options.intra_op_num_threads = self.threads

@@ -1,4 +1,5 @@
-"""The pipeline's [quantize] bias_correction and exclude reach quantize, are checked, and rerun quantize."""
+"""The pipeline's [quantize] bias_correction, exclude and weight_bits reach quantize, are checked, and
+rerun quantize."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def test_the_options_are_read_from_toml_and_checked() -> None:
         ({"bias_correction": "yes"}, "quantize.bias_correction"),
         ({"exclude": "/fc/Gemm"}, "quantize.exclude must be a list"),
         ({"exclude": [""]}, "quantize.exclude must be a list"),
+        ({"weight_bits": 6}, "quantize.weight_bits must be 8 or 7, got 6"),
+        ({"weight_bits": "7"}, "quantize.weight_bits must be a whole number"),
+        ({"weight_bits": True}, "quantize.weight_bits must be"),
     ):
         with pytest.raises(UsageError, match=message):
             config_from_mapping({"quantize": bad})
@@ -28,6 +32,8 @@ def test_they_change_the_quantize_fingerprint() -> None:
     base = fingerprint(QuantizeSettings())
     assert fingerprint(QuantizeSettings(bias_correction=True)) != base
     assert fingerprint(QuantizeSettings(exclude=("/fc/Gemm",))) != base
+    assert fingerprint(QuantizeSettings(weight_bits=7)) != base
+    assert fingerprint(QuantizeSettings(weight_bits=8)) == base
     assert fingerprint(QuantizeSettings(exclude=("/fc/Gemm",))) == fingerprint(
         QuantizeSettings(exclude=["/fc/Gemm"])
     )
@@ -51,7 +57,7 @@ def test_the_pipeline_passes_them_to_quantize(digits_checkpoint, fast_config, tm
     config = dataclasses.replace(
         fast_config,
         quantize=dataclasses.replace(
-            fast_config.quantize, target="cpu", bias_correction=True, exclude=("/fc/*",)
+            fast_config.quantize, target="cpu", bias_correction=True, exclude=("/fc/*",), weight_bits=7
         ),
         skip=("fp16", "eval", "bench", "report"),
     )
@@ -60,3 +66,8 @@ def test_the_pipeline_passes_them_to_quantize(digits_checkpoint, fast_config, tm
     target = json.loads((tmp_path / "out" / "quantize.json").read_text())["targets"][0]
     assert target["excluded_nodes"] == ["/fc/Gemm"]
     assert target["bias_correction"]["layers"] == 19 and target["bias_correction"]["images"] == 32
+    assert target["weight_bits"] == 7
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "out" / "model.int8.cpu.onnx")).metadata_props}
+    assert json.loads(props["edgeres.quantization"])["layout"]["weight_bits"] == 7

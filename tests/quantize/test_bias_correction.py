@@ -279,8 +279,8 @@ def test_a_calibration_cache_keeps_the_corrections_for_reuse(
     a, b = weights(first), weights(second)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
-    # another layout, or other layers in float, were never measured: say what to do
-    for extra in (["--target", "tensorrt"], ["--exclude", "/fc/Gemm"]):
+    # another layout, other layers in float or other weight bits were never measured: say what to do
+    for extra in (["--target", "tensorrt"], ["--exclude", "/fc/Gemm"], ["--weight-bits", "7"]):
         r = run_cli(*common, "-o", str(tmp_path / "c.onnx"), *extra)
         assert r.code == 2 and "keeps no bias correction" in r.err and "give --calib DIR" in r.err, r.err
     # damaged stored corrections are refused, not applied

@@ -13,6 +13,7 @@ from edgeres.quantize.layouts import (
     LAYOUTS,
     count_quantized_nodes,
     default_cpu_op_types,
+    layout_for,
     requantized_on_cpu,
 )
 from edgeres.quantize.qdq import conv_kernels, count_int8_kernels
@@ -29,6 +30,7 @@ def test_what_each_layout_records_in_the_model() -> None:
         "weight_symmetric": True,
         "op_types": ["Conv", "ConvTranspose", "Gemm", "MatMul"],
         "residual_add_inputs_only": True,
+        "weight_bits": 8,
     }
     assert LAYOUTS["cpu"].describe() == {
         "runtime": "onnxruntime",
@@ -39,7 +41,11 @@ def test_what_each_layout_records_in_the_model() -> None:
         "weight_symmetric": True,
         "op_types": list(default_cpu_op_types()),
         "residual_add_inputs_only": False,
+        "weight_bits": 8,
     }
+    assert layout_for("cpu", 7).describe() == {**LAYOUTS["cpu"].describe(), "weight_bits": 7}
+    assert layout_for("cpu", 7).reduce_range and not LAYOUTS["cpu"].reduce_range
+    assert layout_for("tensorrt") is LAYOUTS["tensorrt"] and layout_for("cpu", 8) is LAYOUTS["cpu"]
     assert "Conv" in default_cpu_op_types() and "Add" in default_cpu_op_types()
 
 

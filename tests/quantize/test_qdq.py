@@ -30,6 +30,7 @@ from edgeres.quantize.qdq import (
 from edgeres.quantize.ranges import Ranges, TensorRange
 from edgeres.quantize.settings import CalibrationSettings
 from edgeres.runners import OnnxRuntimeRunner
+from tests.quantize.feeds import Batches
 
 NUM_CONVS = 19  # resnet20: stem + 9 blocks x 2 convs (option-A shortcuts have none)
 
@@ -37,22 +38,6 @@ NUM_CONVS = 19  # resnet20: stem + 9 blocks x 2 convs (option-A shortcuts have n
 def _batches(n: int, size: int = 32, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.standard_normal((8, 3, size, size), dtype=np.float32) for _ in range(n)]
-
-
-class Batches:
-    """A calibration reader (ONNX Runtime's protocol) over fixed batches."""
-
-    def __init__(self, batches: list[np.ndarray]) -> None:
-        self.batches, self.next = batches, 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.next == len(self.batches):
-            return None
-        self.next += 1
-        return {"input": self.batches[self.next - 1]}
-
-    def rewind(self) -> None:
-        self.next = 0
 
 
 @pytest.fixture(scope="module")

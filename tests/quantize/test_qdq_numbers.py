@@ -27,20 +27,7 @@ from edgeres.quantize.collect import collect_ranges
 from edgeres.quantize.qdq import write_qdq
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.settings import CalibrationSettings
-
-
-class Batches:
-    def __init__(self, batches: list[np.ndarray]) -> None:
-        self.batches, self.next = batches, 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.next == len(self.batches):
-            return None
-        self.next += 1
-        return {"input": self.batches[self.next - 1]}
-
-    def rewind(self) -> None:
-        self.next = 0
+from tests.quantize.feeds import Batches
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +190,54 @@ def test_weights_are_int8_symmetric_per_output_channel(
             expected = np.clip(np.round(w / scale.reshape(shape)), -127, 127)  # round half to even, as ORT
             assert np.abs(stored.astype(np.int64) - expected).max() <= 1, name
             assert np.abs(stored).max() == 127  # each channel's largest weight gets the top level
+
+
+def test_seven_bit_weights_use_levels_minus_64_to_64_and_keep_the_activations(
+    fp32_and_ranges: tuple[Path, Ranges], written: dict[str, Path], tmp_path: Path
+) -> None:
+    """``weight_bits=7`` (ONNX Runtime's reduce_range): scale = absmax / 64 per channel, |q| <= 64,
+    each channel's largest weight at 64; activations exactly as the 8-bit cpu model's."""
+    fp32, ranges = fp32_and_ranges
+    seven = write_qdq(fp32, ranges, "cpu", tmp_path / "r20.cpu7.onnx", weight_bits=7).path
+    weights = fp32_weights(fp32)
+    q7, q8 = Quantized(seven), Quantized(written["cpu"])
+    dq = q7.weight_dq(weights)
+    convs = [n for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv"]
+    assert {n.input[1] for n in convs} <= set(dq)
+    for name, node in dq.items():
+        w = weights[name]
+        scale, zp, axis = q7.params(node)
+        channel_axis = 0 if w.ndim == 4 else axis
+        assert channel_axis is not None
+        absmax = np.abs(w).max(axis=tuple(i for i in range(w.ndim) if i != channel_axis))
+        want = (2 * absmax.astype(np.float32).astype(np.float64) / 128).astype(np.float32)
+        np.testing.assert_array_equal(scale, want, err_msg=name)
+        np.testing.assert_array_equal(zp, np.zeros_like(zp), err_msg=name)
+        stored = q7.init[node.input[0]]
+        assert stored.dtype == np.int8
+        per_channel = np.abs(stored.astype(np.int64)).max(
+            axis=tuple(i for i in range(w.ndim) if i != channel_axis)
+        )
+        assert per_channel.max() == 64 and (per_channel[absmax > 0] == 64).all(), name
+    a7, a8 = q7.activation_q(), q8.activation_q()
+    assert set(a7) == set(a8)
+    for tensor, node in a7.items():
+        for got, want in zip(q7.params(node)[:2], q8.params(a8[tensor])[:2], strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=tensor)
+    meta = {p.key: p.value for p in onnx.load(str(seven)).metadata_props}
+    import json
+
+    assert json.loads(meta["edgeres.quantization"])["layout"]["weight_bits"] == 7
+
+
+def test_seven_bit_weights_are_for_the_cpu_layout_only(
+    fp32_and_ranges: tuple[Path, Ranges], tmp_path: Path
+) -> None:
+    from edgeres.errors import UsageError
+
+    fp32, ranges = fp32_and_ranges
+    with pytest.raises(UsageError, match="the tensorrt layout has 8-bit weights only"):
+        write_qdq(fp32, ranges, "tensorrt", tmp_path / "t.onnx", weight_bits=7)
+    with pytest.raises(UsageError, match="weight bits must be 8 or 7, got 6"):
+        write_qdq(fp32, ranges, "cpu", tmp_path / "c.onnx", weight_bits=6)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())

@@ -204,3 +204,21 @@ def test_import_is_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert issubclass(TorchRunner, Runner) and issubclass(OnnxRuntimeRunner, Runner)
+
+
+def test_onnxruntime_without_optimizations_runs_the_graph_as_written(onnx_path: Path) -> None:
+    """``optimize=False``: no graph optimization at all (the exact reference for a Q/DQ model)."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    levels = {}
+    outputs = {}
+    for optimize in (True, False):
+        with OnnxRuntimeRunner(onnx_path, optimize=optimize) as runner:
+            levels[optimize] = runner._require_session().get_session_options().graph_optimization_level
+            outputs[optimize] = runner.infer(x)
+    assert levels == {
+        True: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        False: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    }
+    np.testing.assert_allclose(outputs[False], outputs[True], rtol=1e-4, atol=1e-4)
