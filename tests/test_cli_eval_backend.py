@@ -228,3 +228,27 @@ def test_an_eval_file_without_device_still_reads_strictly(run_cli, model: Model,
 
     with pytest.raises(EdgeresError, match="field 'device' should be a string"):
         read_eval(out)
+
+
+def test_eval_states_the_caveat_exactly_where_this_cpu_saturates(
+    run_cli, model: Model, tmp_path: Path
+) -> None:
+    """An 8-bit cpu-layout model on a CPU without VNNI gets a caveat, printed and in the file; a
+    7-bit one, or any model on a CPU with VNNI, does not. Runs on this machine, for real."""
+    from edgeres.quantize.workflow import QuantizeOptions, quantize
+    from edgeres.sysinfo import int8_pairs_saturate
+
+    for bits in (8, 7):
+        out = tmp_path / f"w{bits}.onnx"
+        options = QuantizeOptions(
+            calib=model.data, target="cpu", calib_size=60, weight_bits=bits, progress=False
+        )
+        quantize(model.onnx, out, options)
+        js = tmp_path / f"w{bits}.json"
+        r = run_cli("eval", str(out), "--data", model.data, "--json", str(js), "--no-progress")
+        assert r.code == 0, r.err
+        record = read_eval(js)
+        warned = bits == 8 and int8_pairs_saturate()
+        assert ("caveat: this CPU has no VNNI" in r.out) is warned, r.out
+        assert (record.caveat is not None) is warned
+        assert json.loads(js.read_text())["caveat"] == record.caveat

@@ -192,6 +192,9 @@ def quantize_cmd(
             change = "-" if t.drop is None else signed(-t.drop)  # negative: a loss
             cells = f"{_pct(t.top1):>9}{_pct(t.top5):>9}{change:>9}{_pct(t.agreement):>9}"
             click.echo(f"  {'INT8 ' + t.target:<34}{cells}")
+        for t in report.targets:
+            if t.caveat:
+                click.echo(f"caveat ({t.target}): {t.caveat}")
     for t in report.targets:
         if t.bias_correction:
             bc = t.bias_correction
@@ -332,6 +335,11 @@ def eval_cmd(
             runner, source, indices, pre, batch_size=batch_size, progress=not no_progress, classes=classes
         )
         click.echo(result.summary())
+        from edgeres.quantize.saturation import saturation_caveat
+
+        caveat = saturation_caveat(model, runner.name, runner.device)
+        if caveat:
+            click.echo(f"caveat: {caveat}")
         reference = None
         if compare and ref_loaded is not None and ref_runner is not None:
             ref_meta = ref_loaded.meta
@@ -358,7 +366,8 @@ def eval_cmd(
         if worst:
             click.echo("weakest classes: " + ", ".join(f"{n} {c}/{t}" for n, (c, t) in worst))
         if json_out:
-            write_eval(json_out, EvalRecord.measured(model, runner, result, reference=reference))
+            record = EvalRecord.measured(model, runner, result, reference=reference, caveat=caveat)
+            write_eval(json_out, record)
 
 
 def _eval_runner(loaded: Any, path: str, backend: str, device: str, threads: int | None, flag: str) -> Any:

@@ -23,6 +23,7 @@ def evaluate_targets(
 
     from edgeres.data import align_labels
     from edgeres.evaluate import agreement, evaluate
+    from edgeres.quantize.saturation import saturation_caveat
     from edgeres.runners import OnnxRuntimeRunner
 
     source = selection.eval_source
@@ -43,7 +44,13 @@ def evaluate_targets(
         drop = None if base.top1 is None or r.top1 is None else 100 * (base.top1 - r.top1)
         targets.append(
             replace(
-                t, top1=r.top1, top5=r.top5, agreement=agreement(base, r), drop=drop, per_class=r.per_class
+                t,
+                top1=r.top1,
+                top5=r.top5,
+                agreement=agreement(base, r),
+                drop=drop,
+                per_class=r.per_class,
+                caveat=saturation_caveat(t.path, "onnxruntime", "cpu"),
             )
         )
     return replace(

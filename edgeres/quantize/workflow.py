@@ -136,6 +136,8 @@ class TargetReport:
     #: What bias correction did (:meth:`BiasCorrection.to_dict`), when it ran.
     bias_correction: dict[str, Any] | None = None
     weight_bits: int = 8
+    #: Why the accuracy measured here differs from the model's elsewhere (saturating CPU kernels).
+    caveat: str | None = None
 
 
 @dataclass(frozen=True)

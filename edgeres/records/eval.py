@@ -112,6 +112,9 @@ class Evaluated:
     result: Scores
     #: Where the runner ran it (cpu, cuda:0, gpu); None in files of an older edgeres.
     device: str | None = None
+    #: Why the accuracy measured here differs from what the model computes elsewhere (an INT8 model
+    #: whose sums this CPU's kernels saturate, see :mod:`edgeres.quantize.saturation`), or None.
+    caveat: str | None = None
 
     @classmethod
     def measured(
@@ -129,6 +132,10 @@ class Evaluated:
         predictions gets the flips of this result against it counted.
         """
         path = Path(model)
+        if "caveat" not in extra:
+            from edgeres.quantize.saturation import saturation_caveat
+
+            extra["caveat"] = saturation_caveat(path, runner.name, runner.device)
         if "scored" in {f.name for f in fields(cls)}:
             extra.setdefault("scored", result)
         ref = extra.get("reference")
@@ -154,6 +161,7 @@ class Evaluated:
             "device": self.device,
             "size_bytes": self.size_bytes,
             "result": self.result.to_dict(),
+            "caveat": self.caveat,
         }
 
     @staticmethod
@@ -167,6 +175,7 @@ class Evaluated:
             "device": f.text("device") if "device" in f.data else None,  # older files have none
             "size_bytes": f.integer("size_bytes"),
             "result": Scores.read(f.sub("result")),
+            "caveat": f.text("caveat") if "caveat" in f.data else None,  # older files have none
         }
 
 

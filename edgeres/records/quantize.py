@@ -88,6 +88,8 @@ class TargetRecord:
     bias_correction: BiasCorrectionRecord | None = None
     #: Bits of the int8 weights' range: 8, or 7 for a cpu layout made for CPUs without VNNI.
     weight_bits: int = 8
+    #: Why the accuracy measured here differs from the model's elsewhere (see eval records).
+    caveat: str | None = None
 
     @classmethod
     def of(cls, t: TargetReport) -> TargetRecord:
@@ -104,10 +106,13 @@ class TargetRecord:
             sensitivity=tuple((str(k), float(v)) for k, v in t.sensitivity.items()),
             bias_correction=BiasCorrectionRecord.of(t.bias_correction) if t.bias_correction else None,
             weight_bits=int(t.weight_bits),
+            caveat=t.caveat,
         )
 
     def without_accuracy(self) -> TargetRecord:
-        return dataclasses.replace(self, top1=None, top5=None, agreement=None, drop=None, per_class=())
+        return dataclasses.replace(
+            self, top1=None, top5=None, agreement=None, drop=None, per_class=(), caveat=None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +128,7 @@ class TargetRecord:
             "sensitivity": dict(self.sensitivity),
             "bias_correction": self.bias_correction.to_dict() if self.bias_correction else None,
             "weight_bits": self.weight_bits,
+            "caveat": self.caveat,
         }
 
     @classmethod
@@ -147,6 +153,7 @@ class TargetRecord:
                 BiasCorrectionRecord.read(f.sub("bias_correction")) if f.raw("bias_correction") else None
             ),
             weight_bits=f.integer("weight_bits", 8) or 8,
+            caveat=f.text("caveat"),
         )
 
 

@@ -120,3 +120,55 @@ def test_eight_bit_weights_saturate_only_where_the_cpu_adds_pairs_in_int16(
 )
 def test_which_cpus_saturate(machine: str, features: tuple[str, ...], saturates: bool) -> None:
     assert int8_pairs_saturate(machine, features) is saturates
+
+
+@pytest.fixture(scope="module")
+def layouts(
+    quantized: tuple[dict[int, Path], np.ndarray], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The conv model in both layouts and both weight widths, and in float."""
+    paths, x = quantized
+    folder = paths[8].parent
+    fp32 = folder / "conv.onnx"
+    ranges = collect_ranges(fp32, Batches([x]), CalibrationSettings(method="minmax"), progress=False).ranges
+    trt = write_qdq(fp32, ranges, "tensorrt", folder / "conv.trt.onnx").path
+    return {"fp32": fp32, "cpu8": paths[8], "cpu7": paths[7], "tensorrt": trt}
+
+
+def test_the_weight_levels_are_read_from_the_graph(layouts: dict[str, Path]) -> None:
+    from edgeres.quantize.saturation import int8_weight_levels
+
+    assert int8_weight_levels(layouts["cpu8"]) == (127, True)  # int8 initializers, u8 activations
+    assert int8_weight_levels(layouts["cpu7"]) == (64, True)
+    assert int8_weight_levels(layouts["tensorrt"]) == (127, False)  # float weights behind a QuantizeLinear
+    assert int8_weight_levels(layouts["fp32"]) is None
+
+
+@pytest.mark.parametrize(
+    ("model", "backend", "device", "saturates", "warned"),
+    [
+        ("cpu8", "onnxruntime", "cpu", True, True),
+        ("cpu8", "openvino", "CPU", True, True),
+        ("cpu8", "onnxruntime", "cpu", False, False),  # VNNI, AMX or Arm: exact
+        ("cpu7", "onnxruntime", "cpu", True, False),
+        ("cpu7", "openvino", "CPU", True, False),
+        ("tensorrt", "onnxruntime", "cpu", True, False),  # s8 activations: ORT computes it exactly
+        ("tensorrt", "openvino", "CPU", True, True),
+        ("cpu8", "onnxruntime", "cuda", True, False),
+        ("cpu8", "openvino", "GPU", True, False),
+        ("cpu8", "torch", "cpu", True, False),
+        ("fp32", "onnxruntime", "cpu", True, False),
+    ],
+)
+def test_which_runs_get_the_caveat(
+    layouts: dict[str, Path], model: str, backend: str, device: str, saturates: bool, warned: bool
+) -> None:
+    from edgeres.quantize.saturation import saturation_caveat
+
+    caveat = saturation_caveat(layouts[model], backend, device, saturates=saturates)
+    assert (caveat is not None) is warned
+    if caveat:
+        assert (
+            caveat.startswith(f"this CPU has no VNNI: {backend}'s int8 kernels")
+            and "--weight-bits 7" in caveat
+        )
