@@ -20,8 +20,9 @@ and writes JSON::
     python benchmarks/cpu_layout_formats.py r20.fp32.onnx r20.calib.json \\
         --data ../shared/data/cifar10/train --size 2000 --time --out cpu_layout_formats.json
 
-Give ``--indices`` (a JSON list, e.g. the held-out images of an edgeres checkpoint's split) to
-compare on images that calibration did not see.
+Give ``--held-out CHECKPOINT`` to compare on the images ``edgeres train`` held out (the ones
+``edgeres quantize`` of that checkpoint evaluates on, never calibrated on), or ``--indices`` (a
+JSON list).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="Labelled images to compare on.")
     parser.add_argument("--size", type=int, default=2000, help="A class-stratified sample of this many.")
     parser.add_argument("--indices", type=Path, help="JSON list of image indices to compare on instead.")
+    parser.add_argument("--held-out", type=Path, help="Compare on this checkpoint's held-out images.")
     parser.add_argument("--time", action="store_true", help="Also time each format on ONNX Runtime.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="Write the results as JSON.")
@@ -99,7 +101,16 @@ def main() -> None:
     ranges, _ = load_cache(args.cache)
     source = open_source(args.data)
     classes = align_labels(source, meta.class_names, meta.num_classes)
-    if args.indices:
+    if args.held_out:
+        from edgeres.data.holdout import TrainingSplit
+        from edgeres.loading import load_model
+        from edgeres.quantize.selection import select_images
+
+        split = TrainingSplit.from_checkpoint(load_model(args.held_out).extra)
+        chosen = select_images(args.data, args.data, calib_size=512, split=split)
+        assert chosen.eval_indices is not None
+        indices = chosen.eval_indices
+    elif args.indices:
         indices = np.asarray(json.loads(args.indices.read_text()), dtype=np.int64)
     else:
         indices = stratified_sample(source.labels, args.size, seed=0)

@@ -54,6 +54,7 @@ def combine(loaded: Sequence[Loaded], *, title: str | None = None) -> ReportData
     else:
         variants = _compare(variants, by_key, notes)
     notes += _missing(variants)
+    notes += dict.fromkeys(c for item in loaded for c in item.caveats)  # each once, in order
     return ReportData(
         title=title or _default_title(loaded, variants),
         variants=tuple(variants),

@@ -75,6 +75,8 @@ class Loaded:
     arch: str | None = None
     #: How the INT8 models were made (a quantize record): (name, value) pairs for the report.
     calibration: tuple[tuple[str, str], ...] = ()
+    #: "MODEL: why its accuracy here differs from elsewhere", as eval and quantize files state it.
+    caveats: tuple[str, ...] = ()
 
 
 def expand_sources(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, bool]]:
@@ -201,7 +203,8 @@ def _eval(record: EvalRecord, path: Path) -> Loaded:
         accuracy=_accuracy(record.result, str(path), **extra),
         flips=ref.flips if ref is not None else (),
     )
-    return Loaded(Source(str(path), "eval"), (main, *facts))
+    caveats = (f"{Path(record.model).name}: {record.caveat}",) if record.caveat else ()
+    return Loaded(Source(str(path), "eval"), (main, *facts), caveats=caveats)
 
 
 def _bench(record: BenchRecord, path: Path) -> Loaded:
@@ -294,7 +297,10 @@ def _quantize(record: QuantizeRecord, path: Path) -> Loaded:
             )
         )
     calibration = _calibration(record)
-    return Loaded(Source(str(path), "quantize"), tuple(facts), arch=arch, calibration=calibration)
+    caveats = tuple(f"{Path(t.path).name}: {t.caveat}" for t in record.targets if t.caveat)
+    return Loaded(
+        Source(str(path), "quantize"), tuple(facts), arch=arch, calibration=calibration, caveats=caveats
+    )
 
 
 def _calibration(record: QuantizeRecord) -> tuple[tuple[str, str], ...]:
@@ -302,7 +308,13 @@ def _calibration(record: QuantizeRecord) -> tuple[tuple[str, str], ...]:
         return ()
     images = f"{record.calib_images} images" if record.calib_images else "images not recorded"
     cache = f"cache {record.cache}" + (" (reused)" if record.reused_cache else "")
-    targets = ", ".join(t.target for t in record.targets) or "-"
+    targets = (
+        ", ".join(
+            t.target + (f" ({t.weight_bits}-bit weights)" if t.weight_bits != 8 else "")
+            for t in record.targets
+        )
+        or "-"
+    )
     pairs = [("calibration", f"{record.method}, {images}; {cache}"), ("quantize targets", targets)]
     if record.method_scores:
         scores = ", ".join(f"{k} {v:.4g}" for k, v in record.method_scores)

@@ -193,3 +193,19 @@ def test_no_results_is_a_usage_error(tmp_path: Path, copied: Results) -> None:
     failed = handmade.bench(tmp_path / "failed.json", [failed_row])
     with pytest.raises(UsageError, match=r"no usable results in .*every benchmark row failed"):
         load_results([failed])
+
+
+def test_an_accuracy_caveat_of_an_eval_file_becomes_one_note(tmp_path: Path) -> None:
+    """An INT8 model scored on a CPU whose kernels saturate it: the report says so, once."""
+    caveat = "this CPU has no VNNI: onnxruntime's int8 kernels add pairs of products in 16 bits"
+    e_fp32 = handmade.evaluation(tmp_path / "e32.json", "m.onnx", TEN)
+    files = []
+    for name in ("e8.json", "e8-again.json"):
+        path = handmade.evaluation(tmp_path / name, "m.int8.onnx", TEN, reference=("m.onnx", TEN, 1.0))
+        data = json.loads(path.read_text())
+        data["caveat"] = caveat
+        path.write_text(json.dumps(data))
+        files.append(path)
+    notes = load_results([e_fp32, *files]).notes
+    assert [n for n in notes if "VNNI" in n] == [f"m.int8.onnx: {caveat}"]
+    assert not [n for n in load_results([e_fp32]).notes if "VNNI" in n]
