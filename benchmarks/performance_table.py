@@ -6,6 +6,11 @@ BatchNorm statistics randomized, see ``_common.export_random``) and batch size (
 
 - ONNX Runtime on the CPU (``--threads``, default 2): the FP32 ONNX against the INT8 Q/DQ
   ONNX in the "cpu" layout, calibrated on random batches as ``latency_int8_cpu.py`` does;
+- OpenVINO on the CPU, where it is installed, in the same rounds: the FP32 ONNX with f32
+  inference precision (FP32 means FP32), with bf16 where the CPU has AVX-512-BF16 or AMX
+  (a labelled column of its own), and the same cpu-layout INT8 file. Every CPU config is
+  timed interleaved in one set of rounds with ONNX Runtime's thread spinning off, so no idle
+  session slows the one being timed and each ratio is to ORT FP32 measured in the same run;
 - TensorRT, where it imports and torch sees a CUDA GPU: FP32, FP16 (the ONNX converted by
   ``edgeres.engine.convert_fp16``) and INT8 (the "tensorrt" Q/DQ layout) engines built by
   ``edgeres.engine.build_engine`` with one batch profile covering every batch size (tuned
@@ -13,8 +18,8 @@ BatchNorm statistics randomized, see ``_common.export_random``) and batch size (
   is kept beside the host-to-host time;
 - PyTorch on CUDA in FP32 and FP16, where there is a CUDA GPU but no TensorRT.
 
-The configs of one model and batch are timed interleaved in rounds (``latency_int8_cpu``'s
-``time_configs``), so every ratio is to the FP32 of the same backend in the same run; each
+The configs of one model and batch are timed interleaved in rounds
+(``time_runners``), so every ratio is to an FP32 measured in the same run; each
 config's best round (the least disturbed) gives its figure, the median goes to the JSON.
 Before each block it waits for idle CPUs (``--max-wait``). A column that cannot run here is
 left out, with the reason on stderr. It prints a markdown table, ready to paste into the
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import statistics
@@ -40,7 +46,7 @@ from typing import Any
 
 import numpy as np
 from _common import SIZES, export_random
-from latency_int8_cpu import calibrate, time_configs, wait_until_quiet
+from latency_int8_cpu import calibrate, wait_until_quiet
 
 from edgeres.errors import EdgeresError
 from edgeres.quantize.qdq import write_qdq
@@ -155,10 +161,11 @@ def measure(args: argparse.Namespace, info: SystemInfo) -> tuple[list[dict[str, 
                 build_engines(fp32, ranges, args.batches, folder, skipped) if backend == "tensorrt" else {}
             )
             runners = gpu_runners(backend, model, engines)
+            on_cpu = cpu_runners(cpu, args.threads, info, skipped)
             for batch in args.batches:
                 idle = wait_until_quiet(args.max_wait)
-                ort = time_configs(cpu, batch, size, args.threads, args.budget * len(cpu), args.rounds)
-                timings = {f"ort-{n}": {"ms": best, "median_ms": med} for n, (best, med) in ort.items()}
+                x = np.random.default_rng(1).standard_normal((batch, 3, size, size), dtype=np.float32)
+                timings = time_runners(on_cpu, x, args.budget, args.rounds)
                 if runners:
                     x = np.random.default_rng(1).standard_normal((batch, 3, size, size), dtype=np.float32)
                     timings |= time_runners(runners, x, args.budget, args.rounds)
@@ -166,9 +173,35 @@ def measure(args: argparse.Namespace, info: SystemInfo) -> tuple[list[dict[str, 
                     {"model": model, "input": size, "batch": batch, "idle_before": idle, "ms": timings}
                 )
                 print(f"{model} b{batch}: " + _timings_text(timings), file=sys.stderr, flush=True)
-            for runner in runners.values():
+            for runner in (*runners.values(), *on_cpu.values()):
                 runner.deactivate()
     return rows, skipped
+
+
+def cpu_runners(
+    paths: dict[str, Path], threads: int, info: SystemInfo, skipped: list[str]
+) -> dict[str, Runner]:
+    """Active CPU runners: ORT FP32 and INT8 (spinning off), and OpenVINO f32, bf16, INT8 where it runs."""
+    from edgeres.runners import OnnxRuntimeRunner
+
+    made: dict[str, Runner] = {
+        f"ort-{name}": OnnxRuntimeRunner(path, threads=threads, spin=False).activate()
+        for name, path in paths.items()
+    }
+    if importlib.util.find_spec("openvino") is None:
+        if not any("OpenVINO" in s for s in skipped):
+            skip(skipped, "OpenVINO columns: openvino is not installed (pip install edgeres[openvino])")
+        return made
+    from edgeres.runners.openvino_runner import OpenVinoRunner
+
+    hints = {"ov-f32": (paths["fp32"], "f32"), "ov-int8": (paths["int8"], None)}
+    if {"avx512_bf16", "amx_tile"} & set(info.cpu_features):
+        hints["ov-bf16"] = (paths["fp32"], "bf16")
+    elif not any("bf16" in s for s in skipped):
+        skip(skipped, "OpenVINO bf16 column: this CPU has neither AVX-512-BF16 nor AMX")
+    for name, (path, hint) in hints.items():
+        made[name] = OpenVinoRunner(path, threads=threads, precision_hint=hint).activate()
+    return made
 
 
 def skip(skipped: list[str], reason: str) -> None:
@@ -199,6 +232,10 @@ COLUMNS = (
     ("ORT CPU FP32 ms", "ort-fp32", _ms("ort-fp32")),
     ("ORT CPU INT8 ms", "ort-int8", _ms("ort-int8")),
     ("ORT INT8/FP32", "ort-int8", _ratio("ort-int8", "ort-fp32")),
+    ("OV f32 ms", "ov-f32", _ms("ov-f32")),
+    ("OV bf16/ORT FP32", "ov-bf16", _ratio("ov-bf16", "ort-fp32")),
+    ("OV INT8/ORT FP32", "ov-int8", _ratio("ov-int8", "ort-fp32")),
+    ("OV INT8/OV f32", "ov-int8", _ratio("ov-int8", "ov-f32")),
     ("TRT FP32 ms", "trt-fp32", _ms("trt-fp32")),
     ("TRT FP16/FP32", "trt-fp16", _ratio("trt-fp16", "trt-fp32")),
     ("TRT INT8/FP32", "trt-int8", _ratio("trt-int8", "trt-fp32")),
@@ -222,7 +259,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def machine_line(info: SystemInfo, args: argparse.Namespace, date: str) -> str:
     """Where and how the table was measured, two lines for under it."""
-    names = {"onnxruntime": "onnxruntime", "torch": "torch", "tensorrt": "TensorRT"}
+    names = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO", "torch": "torch", "tensorrt": "TensorRT"}
     libs = ", ".join(f"{shown} {info.libraries.get(n) or 'none'}" for n, shown in names.items())
     gpus = "; ".join(
         f"{d.name} (sm {d.compute_capability}, CUDA {info.cuda_driver})" for d in info.cuda_devices
@@ -233,7 +270,7 @@ def machine_line(info: SystemInfo, args: argparse.Namespace, date: str) -> str:
         f"Machine: {info.cpu_model} ({info.cpu_count} logical cores; {features}), GPU: {gpus or 'none'}; "
         f"{libs}; {info.platform}; {date}.\n"
         f"ms per batch, host to host{gpu_note}, best of {args.rounds} rounds of "
-        f"{args.budget:g} s a config; ORT threads {args.threads}; ratios to FP32 on the same backend, "
+        f"{args.budget:g} s a config; ORT and OpenVINO threads {args.threads}; ratios as the columns name them, "
         "same run."
     )
 

@@ -50,6 +50,7 @@ class OnnxRuntimeRunner(Runner):
         threads: int | None = None,
         disabled_optimizers: Sequence[str] = (),
         optimize: bool = True,
+        spin: bool = True,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -59,6 +60,9 @@ class OnnxRuntimeRunner(Runner):
         #: False runs every node as written: a Q/DQ model then does its integer math in float,
         #: exactly, without ONNX Runtime's INT8 kernels (the reference for what they compute).
         self.optimize = optimize
+        #: False stops the intra-op threads spinning after a run: an idle session alive beside
+        #: another one then leaves it the cores (timing several models in one process).
+        self.spin = spin
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be at least 1, got {threads}")
         self.providers = resolve_providers(providers, device)
@@ -78,6 +82,8 @@ class OnnxRuntimeRunner(Runner):
             else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         )
         options.log_severity_level = 3  # errors only; ORT's warnings are not the user's business
+        if not self.spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1

@@ -222,3 +222,17 @@ def test_onnxruntime_without_optimizations_runs_the_graph_as_written(onnx_path: 
         False: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     }
     np.testing.assert_allclose(outputs[False], outputs[True], rtol=1e-4, atol=1e-4)
+
+
+def test_onnxruntime_threads_can_stop_spinning(onnx_path: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32), dtype=np.float32)
+    entries = {}
+    for spin in (True, False):
+        with OnnxRuntimeRunner(onnx_path, spin=spin) as runner:
+            options = runner._require_session().get_session_options()
+            try:
+                entries[spin] = options.get_session_config_entry("session.intra_op.allow_spinning")
+            except RuntimeError:  # never set
+                entries[spin] = None
+            assert runner.infer(x).shape == (1, 10)
+    assert entries == {True: None, False: "0"}  # unset: ONNX Runtime's default, spinning
