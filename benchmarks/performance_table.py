@@ -270,8 +270,8 @@ def machine_line(info: SystemInfo, args: argparse.Namespace, date: str) -> str:
         f"Machine: {info.cpu_model} ({info.cpu_count} logical cores; {features}), GPU: {gpus or 'none'}; "
         f"{libs}; {info.platform}; {date}.\n"
         f"ms per batch, host to host{gpu_note}, best of {args.rounds} rounds of "
-        f"{args.budget:g} s a config; ORT and OpenVINO threads {args.threads}; ratios as the columns name them, "
-        "same run."
+        f"{args.budget:g} s a config; ORT and OpenVINO threads {args.threads}; "
+        "ratios as the columns name them, same run."
     )
 
 
