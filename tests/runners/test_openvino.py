@@ -76,11 +76,13 @@ def test_qdq_int8_agrees_with_onnxruntime(models: dict[str, Path], target: str) 
     with OnnxRuntimeRunner(models["fp32"], threads=1) as f:
         fp32 = f.infer(x)
     agree = float(np.mean(ort_int8.argmax(1) == ov_int8.argmax(1)))
-    if target == "tensorrt" and agree < 0.9:
-        # Seen with OpenVINO 2026.4 on an AVX2 CPU without VNNI: the tensorrt layout's signed, symmetric
-        # activations come out with sparse large errors from the first Conv on (up to 7.5% of its
-        # range; ONNX Runtime with and without graph optimizations agrees with itself).
-        pytest.xfail(f"OpenVINO runs the tensorrt layout's int8 activations inexactly here ({agree:.0%})")
+    from edgeres.sysinfo import int8_pairs_saturate
+
+    if target == "tensorrt" and agree < 0.9 and int8_pairs_saturate():
+        # An x86 CPU without VNNI: OpenVINO shifts the tensorrt layout's s8 activations to u8 and
+        # adds u8 x s8 pairs in int16, which saturates with 8-bit weights (sparse large errors from
+        # the first Conv on); ONNX Runtime runs that layout exactly. See edgeres.quantize.saturation.
+        pytest.xfail(f"OpenVINO saturates the tensorrt layout's int8 sums on this CPU ({agree:.0%})")
     assert agree >= 0.9, f"OpenVINO and ONNX Runtime agree on {agree:.0%} of the INT8 predictions"
     # INT8, not a float fallback: OpenVINO's logits sit near ORT's INT8 ones, not merely near FP32's
     scale = float(np.abs(fp32).max())
