@@ -144,7 +144,7 @@ def main() -> None:
             timed = {k: v for k, v in paths.items() if k != "tensorrt"}
             for batch in (1, 16):
                 wait_until_quiet(120.0)
-                size = meta.preprocessing.input_size
+                size = meta.preprocessing.input_size[0]  # square inputs: time_configs takes one side
                 timings[batch] = time_configs(timed, batch, size, args.threads, 6.0 * len(timed), 15)
     machine = collect()
     print(

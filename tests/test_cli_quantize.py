@@ -40,9 +40,11 @@ def test_quantize_prints_the_table_and_writes_json(
     assert data["targets"][0]["target"] == "cpu" and data["eval_images"] > 0
     from edgeres.sysinfo import int8_pairs_saturate
 
-    # the 8-bit cpu layout on a CPU without VNNI: its accuracy here comes with a caveat
-    assert ("caveat (cpu): this CPU has no VNNI" in r.out) is int8_pairs_saturate()
-    assert (data["targets"][0]["caveat"] is not None) is int8_pairs_saturate()
+    # --weight-bits auto: 7-bit weights where this CPU would saturate 8-bit sums, so no caveat
+    saturates = int8_pairs_saturate()
+    assert data["targets"][0]["weight_bits"] == (7 if saturates else 8)
+    assert ("7-bit weights (auto: this CPU has no VNNI;" in r.out) is saturates
+    assert "caveat" not in r.out and data["targets"][0]["caveat"] is None
     assert out.exists() and (tmp_path / "r20.int8.calib.json").exists()
 
 
@@ -109,7 +111,7 @@ def test_weight_bits(run_cli, resnet20_checkpoint: Path, images: str, tmp_path) 
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "q.tensorrt.onnx")).metadata_props}
     assert json.loads(props["edgeres.quantization"])["layout"]["weight_bits"] == 8
     r = run_cli("quantize", str(resnet20_checkpoint), "--calib", images, "--weight-bits", "6", "-o", str(out))
-    assert r.code == 2 and "'6' is not one of '8', '7'" in r.err
+    assert r.code == 2 and "'6' is not one of 'auto', '8', '7'" in r.err
 
 
 def _agreement(model: Path, reference: Path, images: str) -> float:

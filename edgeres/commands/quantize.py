@@ -19,7 +19,7 @@ from edgeres.commands.options import (
     target_option,
 )
 from edgeres.errors import UsageError
-from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, WEIGHT_BITS
+from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, WEIGHT_BITS_CHOICES
 from edgeres.runners.registry import AUTO, auto_help, backend_choices
 
 
@@ -78,11 +78,12 @@ def _pct(x: float | None) -> str:
 )
 @click.option(
     "--weight-bits",
-    type=click.Choice([str(b) for b in WEIGHT_BITS]),
+    type=click.Choice([str(b) for b in WEIGHT_BITS_CHOICES]),
     default=str(DEFAULT_WEIGHT_BITS),
     show_default=True,
-    help="Bits of the cpu layout's weights: 7 cannot overflow the u8s8 kernels of x86 CPUs without "
-    "VNNI (AVX2); 8 is exact on CPUs with VNNI or AMX, and on Arm.",
+    help="The cpu layout's weights: 7 bits cannot overflow the int8 kernels of x86 CPUs without "
+    "VNNI (AVX2); 8 is exact on CPUs with VNNI or AMX and on Arm. auto: 7 on a CPU like this one "
+    "without VNNI, else 8.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image samples.")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime threads [default: all cores].")
@@ -205,6 +206,8 @@ def quantize_cmd(
     for t in report.targets:
         kept = f"; kept in float: {', '.join(t.excluded_nodes)}" if t.excluded_nodes else ""
         bits = f", {t.weight_bits}-bit weights" if t.target == "cpu" else ""
+        if t.target == "cpu" and weight_bits == "auto" and t.weight_bits == 7:
+            bits += " (auto: this CPU has no VNNI; --weight-bits 8 for CPUs with VNNI or AMX)"
         click.echo(
             f"wrote {t.path} ({t.target} layout{bits}, {t.num_quantized_nodes} weighted ops in int8{kept})"
         )

@@ -18,7 +18,13 @@ from typing import Any, Literal, get_args
 from edgeres.bench.measure import DEFAULT_DURATION_S, DEFAULT_WARMUP_MS, BenchSettings
 from edgeres.errors import UsageError
 from edgeres.quantize.settings import DEFAULT_METHOD, method_choices
-from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, TARGET_CHOICES, WEIGHT_BITS, TargetChoice
+from edgeres.quantize.targets import (
+    DEFAULT_WEIGHT_BITS,
+    TARGET_CHOICES,
+    WEIGHT_BITS_CHOICES,
+    TargetChoice,
+    WeightBitsChoice,
+)
 from edgeres.settings_checks import check_choice as _choice
 
 __all__ = [
@@ -126,12 +132,12 @@ class QuantizeSettings:
     bias_correction: bool = False
     #: Node names or globs kept in float (``quantize --exclude``).
     exclude: tuple[str, ...] = ()
-    #: Bits of the cpu layout's weights (``quantize --weight-bits``): 8 or 7.
-    weight_bits: int = DEFAULT_WEIGHT_BITS
+    #: Bits of the cpu layout's weights (``quantize --weight-bits``): "auto", 8 or 7.
+    weight_bits: WeightBitsChoice = DEFAULT_WEIGHT_BITS
 
     def __post_init__(self) -> None:
-        if isinstance(self.weight_bits, bool) or self.weight_bits not in WEIGHT_BITS:
-            raise UsageError(f"quantize.weight_bits must be 8 or 7, got {self.weight_bits!r}")
+        if isinstance(self.weight_bits, bool) or self.weight_bits not in WEIGHT_BITS_CHOICES:
+            raise UsageError(f'quantize.weight_bits must be "auto", 8 or 7, got {self.weight_bits!r}')
         if not isinstance(self.bias_correction, bool):
             raise UsageError(f"quantize.bias_correction must be true or false, got {self.bias_correction!r}")
         if isinstance(self.exclude, str) or not all(isinstance(e, str) and e for e in self.exclude):

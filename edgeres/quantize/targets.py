@@ -19,13 +19,16 @@ __all__ = [
     "TARGET_CHOICES",
     "TARGET_SPECS",
     "WEIGHT_BITS",
+    "WEIGHT_BITS_CHOICES",
     "Target",
     "TargetChoice",
     "TargetSpec",
     "WeightBits",
+    "WeightBitsChoice",
     "default_target",
     "faithful_to",
     "resolve_targets",
+    "resolve_weight_bits",
     "target_choice",
     "weight_bits",
 ]
@@ -41,7 +44,11 @@ TARGET_CHOICES: tuple[TargetChoice, ...] = get_args(TargetChoice)
 #: weights it cannot. CPUs with VNNI or AMX, Arm and TensorRT accumulate in int32 and lose nothing.
 WeightBits = Literal[7, 8]
 WEIGHT_BITS: tuple[WeightBits, ...] = (8, 7)
-DEFAULT_WEIGHT_BITS: WeightBits = 8
+#: What ``--weight-bits`` accepts: ``auto`` is 7 on an x86 CPU without VNNI or AMX (where the
+#: model is quantized), else 8; see :func:`resolve_weight_bits`.
+WeightBitsChoice = Literal["auto", 8, 7]
+WEIGHT_BITS_CHOICES: tuple[WeightBitsChoice, ...] = ("auto", 8, 7)
+DEFAULT_WEIGHT_BITS: WeightBitsChoice = "auto"
 
 
 @dataclass(frozen=True)
@@ -96,12 +103,28 @@ def target_choice(value: str) -> TargetChoice:
     raise UsageError(f"unknown target '{value}'; choose one of {', '.join(TARGET_CHOICES)}")
 
 
-def weight_bits(value: object) -> WeightBits:
-    """``value`` (7 or 8, or their text) as :data:`WeightBits`; a :class:`UsageError` otherwise."""
-    for bits in WEIGHT_BITS:
-        if value == bits or (isinstance(value, str) and value.strip() == str(bits)):
-            return bits
-    raise UsageError(f"weight bits must be 8 or 7, got {value!r}")
+def weight_bits(value: object) -> WeightBitsChoice:
+    """``value`` (auto, 8 or 7, or their text) as a :data:`WeightBitsChoice`; a UsageError otherwise."""
+    for choice in WEIGHT_BITS_CHOICES:
+        if (value == choice and not isinstance(value, bool)) or (
+            isinstance(value, str) and value.strip().lower() == str(choice)
+        ):
+            return choice
+    raise UsageError(f"weight bits must be auto, 8 or 7, got {value!r}")
+
+
+def resolve_weight_bits(choice: WeightBitsChoice) -> WeightBits:
+    """``auto``: 7 where this CPU adds int8 products in pairs in int16 (x86 without VNNI or AMX),
+    so the model runs here as written; 8 elsewhere. 8 and 7 stay as they are."""
+    if choice == "auto":
+        from edgeres.sysinfo import int8_pairs_saturate
+
+        return 7 if int8_pairs_saturate() else 8
+    if choice == 7:
+        return 7
+    if choice == 8:
+        return 8
+    raise UsageError(f"weight bits must be auto, 8 or 7, got {choice!r}")
 
 
 def faithful_to(target: str) -> tuple[str, ...]:

@@ -28,9 +28,11 @@ from edgeres.quantize.targets import (
     Target,
     TargetChoice,
     WeightBits,
+    WeightBitsChoice,
     default_target,
     faithful_to,
     resolve_targets,
+    resolve_weight_bits,
     weight_bits,
 )
 from edgeres.quantize.tuning import TuningOptions
@@ -79,8 +81,8 @@ class QuantizeOptions:
     bias_correction: bool = False
     #: Node names or fnmatch patterns of layers to keep in float (``--exclude``).
     exclude: tuple[str, ...] = ()
-    #: Bits of the cpu layout's weights (``--weight-bits``; see :data:`WeightBits`).
-    weight_bits: WeightBits = DEFAULT_WEIGHT_BITS
+    #: Bits of the cpu layout's weights (``--weight-bits``): auto, 8 or 7; see :data:`WeightBits`.
+    weight_bits: WeightBitsChoice = DEFAULT_WEIGHT_BITS
 
     def __post_init__(self) -> None:
         d = self.max_drop
@@ -94,7 +96,7 @@ class QuantizeOptions:
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"{flag} must be a whole number of at least 1, got {n!r}")
-        weight_bits(self.weight_bits)  # a UsageError for anything but 8 or 7
+        weight_bits(self.weight_bits)  # a UsageError for anything but auto, 8 or 7
         if self.calib is None and (self.calib_cache is None or not Path(self.calib_cache).exists()):
             raise UsageError("give calibration images with --calib, or an existing --calib-cache")
 
@@ -214,7 +216,7 @@ def tuning_options(opts: QuantizeOptions) -> TuningOptions:
         preferred_method=opts.settings.method,
         max_drop=opts.max_drop,
         progress=opts.progress,
-        weight_bits=opts.weight_bits,
+        weight_bits=resolve_weight_bits(opts.weight_bits),
     )
 
 
@@ -295,7 +297,7 @@ def write_targets(
             "cache": calibration.cache.name,
         }
         exclude = manual
-        bits: WeightBits = opts.weight_bits if target == "cpu" else 8
+        bits: WeightBits = resolve_weight_bits(opts.weight_bits) if target == "cpu" else 8
         sensitivity: dict[str, float] = {}
         if opts.max_drop is not None and selection is not None:
             from edgeres.quantize.tuning import keep_sensitive_in_float

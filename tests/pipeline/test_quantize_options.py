@@ -18,8 +18,8 @@ def test_the_options_are_read_from_toml_and_checked() -> None:
         ({"bias_correction": "yes"}, "quantize.bias_correction"),
         ({"exclude": "/fc/Gemm"}, "quantize.exclude must be a list"),
         ({"exclude": [""]}, "quantize.exclude must be a list"),
-        ({"weight_bits": 6}, "quantize.weight_bits must be 8 or 7, got 6"),
-        ({"weight_bits": "7"}, "quantize.weight_bits must be a whole number"),
+        ({"weight_bits": 6}, "quantize.weight_bits must be one of 'auto', 8, 7, got 6"),
+        ({"weight_bits": "7"}, "quantize.weight_bits must be one of 'auto', 8, 7, got '7'"),
         ({"weight_bits": True}, "quantize.weight_bits must be"),
     ):
         with pytest.raises(UsageError, match=message):
@@ -33,7 +33,8 @@ def test_they_change_the_quantize_fingerprint() -> None:
     assert fingerprint(QuantizeSettings(bias_correction=True)) != base
     assert fingerprint(QuantizeSettings(exclude=("/fc/Gemm",))) != base
     assert fingerprint(QuantizeSettings(weight_bits=7)) != base
-    assert fingerprint(QuantizeSettings(weight_bits=8)) == base
+    assert fingerprint(QuantizeSettings(weight_bits=8)) != base
+    assert fingerprint(QuantizeSettings(weight_bits="auto")) == base
     assert fingerprint(QuantizeSettings(exclude=("/fc/Gemm",))) == fingerprint(
         QuantizeSettings(exclude=["/fc/Gemm"])
     )

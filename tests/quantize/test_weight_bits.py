@@ -172,3 +172,16 @@ def test_which_runs_get_the_caveat(
             caveat.startswith(f"this CPU has no VNNI: {backend}'s int8 kernels")
             and "--weight-bits 7" in caveat
         )
+
+
+def test_auto_is_seven_exactly_where_this_cpu_saturates() -> None:
+    from edgeres.errors import UsageError
+    from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, resolve_weight_bits, weight_bits
+
+    assert DEFAULT_WEIGHT_BITS == "auto"
+    assert resolve_weight_bits("auto") == (7 if int8_pairs_saturate() else 8)
+    assert (resolve_weight_bits(8), resolve_weight_bits(7)) == (8, 7)
+    assert [weight_bits(v) for v in ("auto", "AUTO", " 8", "7", 8, 7)] == ["auto", "auto", 8, 7, 8, 7]
+    for bad in (6, "6", True, 8.5, None, "eight"):
+        with pytest.raises(UsageError, match="weight bits must be auto, 8 or 7"):
+            weight_bits(bad)
