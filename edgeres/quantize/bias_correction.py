@@ -38,9 +38,21 @@ from edgeres.quantize.targets import WeightBits
 if TYPE_CHECKING:
     from edgeres.quantize.qdq import QdqResult
 
-__all__ = ["BiasCorrection", "LayerShift", "correct_biases", "layer_shifts", "write_bias_corrected"]
+__all__ = [
+    "BiasCorrection",
+    "LayerShift",
+    "NothingToCorrect",
+    "correct_biases",
+    "layer_shifts",
+    "write_bias_corrected",
+]
 
 log = logging.getLogger(__name__)
+
+
+class NothingToCorrect(EdgeresError):
+    """The Q/DQ model has no quantized Conv or Gemm (every one kept in float)."""
+
 
 _SUFFIX = "__edgeres_bias_mean"
 
@@ -119,7 +131,7 @@ def correct_biases(
     qdq = onnx.load(str(qdq_onnx))
     layers = _quantized_layers(fp32, qdq)
     if not layers:
-        raise EdgeresError(f"'{qdq_onnx}' has no quantized Conv or Gemm whose bias could be corrected")
+        raise NothingToCorrect(f"'{qdq_onnx}' has no quantized Conv or Gemm whose bias could be corrected")
     if stored is not None:
         shifts, num_images = dict(stored[0]), stored[1]
         missing = [layer.node for layer in layers if layer.node not in shifts]
@@ -417,16 +429,21 @@ def _input_means(
             disabled_optimizers=list(disabled_optimizers) or None,
         )
     input_name = session.get_inputs()[0].name
+    dim = session.get_inputs()[0].shape[0]
+    fixed = dim if isinstance(dim, int) and dim > 0 else None  # a model exported for one batch size
     sums: dict[str, np.ndarray] = {}
     count = 0
     for batch in batches:
-        x = next(iter(batch.values()))
-        outs = session.run([n + _SUFFIX for n in wanted], {input_name: x})
-        n = len(x)
-        for name, mean in zip(wanted, outs, strict=True):
-            acc = mean.astype(np.float64) * n
-            sums[name] = sums[name] + acc if name in sums else acc
-        count += n
+        whole = next(iter(batch.values()))
+        step = fixed or len(whole)
+        for start in range(0, len(whole) - step + 1, step):  # a fixed batch's remainder is left out
+            x = whole[start : start + step]
+            outs = session.run([n + _SUFFIX for n in wanted], {input_name: x})
+            n = len(x)
+            for name, mean in zip(wanted, outs, strict=True):
+                acc = mean.astype(np.float64) * n
+                sums[name] = sums[name] + acc if name in sums else acc
+            count += n
     if count == 0:
         raise EdgeresError("bias correction got no calibration images")
     return {name: s / count for name, s in sums.items()}, count
