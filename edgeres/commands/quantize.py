@@ -72,9 +72,9 @@ def _pct(x: float | None) -> str:
 )
 @click.option(
     "--bias-correction/--no-bias-correction",
-    default=False,
-    show_default=True,
-    help="Remove the mean output shift of each layer's int8 weights from its bias (one more pass).",
+    default=None,
+    help="Remove the mean output shift of each layer's int8 weights from its bias (one more pass) "
+    "[default: on].",
 )
 @click.option(
     "--weight-bits",
@@ -105,7 +105,7 @@ def quantize_cmd(
     eval_size: int | None,
     max_drop: float | None,
     exclude: tuple[str, ...],
-    bias_correction: bool,
+    bias_correction: bool | None,
     weight_bits: str,
     seed: int,
     threads: int | None,
@@ -132,6 +132,7 @@ def quantize_cmd(
       edgeres quantize r20.pt --calib data/ --eval data/ --method auto --max-drop 0.5
       edgeres quantize r20.onnx --calib data/ --eval data/ --bias-correction
       edgeres quantize r20.onnx --calib data/ --exclude /conv1/Conv --exclude '/fc/*'
+      edgeres quantize r20.pt --calib data/ --target cpu --weight-bits 8
     """
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.targets import target_choice

@@ -129,7 +129,7 @@ class QuantizeSettings:
     max_drop: float | None = None
     seed: int = 0
     #: Remove each layer's int8 weight-rounding shift from its bias (``quantize --bias-correction``).
-    bias_correction: bool = False
+    bias_correction: bool = True
     #: Node names or globs kept in float (``quantize --exclude``).
     exclude: tuple[str, ...] = ()
     #: Bits of the cpu layout's weights (``quantize --weight-bits``): "auto", 8 or 7.

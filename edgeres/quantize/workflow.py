@@ -77,8 +77,10 @@ class QuantizeOptions:
     #: Evaluation and tuning skip (and count) images of classes the model lacks instead of failing.
     ignore_unknown_classes: bool = False
     #: Remove the mean output shift of each layer's int8 weights from its bias (one more pass over
-    #: the calibration images per target; see :mod:`edgeres.quantize.bias_correction`).
-    bias_correction: bool = False
+    #: the calibration images per target; see :mod:`edgeres.quantize.bias_correction`). None, the
+    #: default, is on, except where a reused calibration cache keeps no correction for the layout
+    #: and no calibration images are given to measure one (then off, and said so); True insists.
+    bias_correction: bool | None = None
     #: Node names or fnmatch patterns of layers to keep in float (``--exclude``).
     exclude: tuple[str, ...] = ()
     #: Bits of the cpu layout's weights (``--weight-bits``): auto, 8 or 7; see :data:`WeightBits`.
@@ -306,12 +308,12 @@ def write_targets(
                 fp32, calibration.ranges, target, selection, meta, tuning_options(opts), fixed=manual
             )
             exclude = manual + tuned
-        corrected = None
-        if opts.bias_correction:
-            qdq, corrected = _bias_corrected(
-                fp32, path, calibration, target, meta, selection, exclude, opts, bits
-            )
-        else:
+        corrected = qdq = None
+        if opts.bias_correction is not False:
+            done = _bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts, bits)
+            if done is not None:
+                qdq, corrected = done
+        if qdq is None:
             qdq = write_qdq(
                 fp32, calibration.ranges, target, path, exclude_nodes=exclude, calibration=recorded,
                 weight_bits=bits,
@@ -341,8 +343,9 @@ def _bias_corrected(
     exclude: tuple[str, ...],
     opts: QuantizeOptions,
     bits: WeightBits,
-) -> tuple[Any, dict[str, Any]]:
-    """Bias correction measured on the calibration images, or as a reused cache keeps it."""
+) -> tuple[Any, dict[str, Any]] | None:
+    """Bias correction measured on the calibration images, or as a reused cache keeps it; None when
+    neither is at hand and it was not asked for explicitly (``opts.bias_correction`` None)."""
     from edgeres.data import BatchReader
     from edgeres.quantize.bias_cache import correction_key, store_shifts, stored_shifts
     from edgeres.quantize.bias_correction import write_bias_corrected
@@ -351,6 +354,14 @@ def _bias_corrected(
     stored = stored_shifts(calibration.cache, key) if calibration.reused_cache else None
     reader = None
     if stored is None:
+        if selection is None and opts.bias_correction is None:
+            log.warning(
+                "bias correction: off for the %s layout; calibration cache %s keeps none for it "
+                "(give --calib DIR to measure it)",
+                target,
+                calibration.cache,
+            )
+            return None
         if selection is None:
             raise UsageError(
                 f"calibration cache {calibration.cache} keeps no bias correction for the {target} "
@@ -364,10 +375,17 @@ def _bias_corrected(
         "images": calibration.num_images,
         "cache": calibration.cache.name,
     }
-    qdq, done = write_bias_corrected(
-        fp32, calibration.ranges, target, output, reader, exclude_nodes=exclude, calibration=recorded,
-        threads=opts.threads, stored=stored, weight_bits=bits,
-    )  # fmt: skip
+    from edgeres.quantize.bias_correction import NothingToCorrect
+
+    try:
+        qdq, done = write_bias_corrected(
+            fp32, calibration.ranges, target, output, reader, exclude_nodes=exclude, calibration=recorded,
+            threads=opts.threads, stored=stored, weight_bits=bits,
+        )  # fmt: skip
+    except NothingToCorrect:
+        if opts.bias_correction:  # asked for by name: say that it cannot be done
+            raise
+        return None  # every weighted layer is float: nothing to correct
     if stored is None:
         store_shifts(calibration.cache, key, done.shifts, done.num_images)
     return qdq, done.to_dict()

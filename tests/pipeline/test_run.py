@@ -96,7 +96,9 @@ def test_engines_are_skipped_with_the_reason(first_run: tuple[Path, PipelineResu
 def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, PipelineResult]) -> None:
     out, _ = first_run
     fp32 = json.loads((out / "eval_fp32.json").read_text())
-    assert list(fp32) == ["kind", "schema", "model", "precision", "backend", "device", "size_bytes", "result"]
+    assert list(fp32) == [
+        "kind", "schema", "model", "precision", "backend", "device", "size_bytes", "result", "caveat",
+    ]  # fmt: skip
     assert (fp32["kind"], fp32["schema"]) == ("edgeres.eval", 1)
     assert fp32["precision"] == "fp32" and fp32["size_bytes"] == (out / "model.fp32.onnx").stat().st_size
     int8 = json.loads((out / "eval_int8-cpu.json").read_text())
@@ -109,6 +111,7 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
         "device",
         "size_bytes",
         "result",
+        "caveat",
         "reference",
     ]
     assert list(int8["reference"]) == [
@@ -118,6 +121,7 @@ def test_eval_files_have_the_shape_of_eval_compare(first_run: tuple[Path, Pipeli
         "device",
         "size_bytes",
         "result",
+        "caveat",
         "agreement",
         "flips",
     ]

@@ -35,7 +35,15 @@ def quantized(fragile_model: FragileModel, tmp_path_factory: pytest.TempPathFact
     from edgeres.quantize.workflow import QuantizeOptions, quantize
 
     out = tmp_path_factory.mktemp("bias")
-    opts = QuantizeOptions(calib=fragile_model.data, target="all", calib_size=64, progress=False)
+    # the plain models every correction is measured against: no bias correction, 8-bit weights
+    opts = QuantizeOptions(
+        calib=fragile_model.data,
+        target="all",
+        calib_size=64,
+        progress=False,
+        bias_correction=False,
+        weight_bits=8,
+    )
     report = quantize(fragile_model.fp32, out / "m.onnx", opts)
     ranges, _ = load_cache(report.cache)
     return Quantized(
@@ -236,12 +244,24 @@ def test_quantize_cli_records_what_bias_correction_did(quantized: Quantized, tmp
 
     plain, plain_js = tmp_path / "plain.onnx", tmp_path / "plain.json"
     cache = str(tmp_path / "m.calib.json")
-    r = run_cli(
-        "quantize", str(quantized.fp32), "--calib-cache", cache, "-o", str(plain), "--json", str(plain_js)
-    )
+    reuse = ["quantize", str(quantized.fp32), "--calib-cache", cache, "--target", "cpu"]
+    r = run_cli(*reuse, "-o", str(plain), "--json", str(plain_js), "--no-bias-correction")
     assert r.code == 0, r.err
     assert "bias correction" not in r.out
     assert read_quantize(plain_js).targets[0].bias_correction is None
+
+    # on by default: a reused cache's corrections are applied ...
+    again, again_js = tmp_path / "again.onnx", tmp_path / "again.json"
+    r = run_cli(*reuse, "-o", str(again), "--json", str(again_js))
+    assert r.code == 0, r.err
+    assert "bias correction (cpu): 20 layers on 64 images" in r.out
+    # ... and where the cache keeps none for the layout and no images are given, quantize goes on
+    # without them and says so (--bias-correction insists, and fails: see the reuse test)
+    other = tmp_path / "other.onnx"
+    r = run_cli(*reuse[:-2], "--target", "tensorrt", "-o", str(other))
+    assert r.code == 0, r.err
+    assert "bias correction: off for the tensorrt layout" in r.err and "give --calib DIR" in r.err
+    assert "bias correction (" not in r.out and other.exists()
 
 
 def test_a_calibration_cache_keeps_the_corrections_for_reuse(
@@ -260,6 +280,8 @@ def test_a_calibration_cache_keeps_the_corrections_for_reuse(
         "--target",
         "cpu",
         "--bias-correction",
+        "--weight-bits",
+        "8",
         "--calib-cache",
         str(cache),
     ]
