@@ -233,6 +233,11 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     # quantize.json names its files relative to OUT, as every result file of the pipeline does
     result = QuantizeRecord.of(report).with_paths(lambda p: ctx.rel(Path(p)))
     note = f"{report.method} on {report.calib_images} images"
+    if any(t.bias_correction for t in report.targets):
+        note += ", bias corrected"
+    note += "".join(
+        f"; {t.target}: {t.weight_bits}-bit weights" for t in report.targets if t.weight_bits != 8
+    )
     if n is not None and details.eval_data is not None:
         # quantize's one-batch check is no accuracy to report: eval measures it
         result = result.without_accuracy(

@@ -256,7 +256,10 @@ def test_second_run_is_up_to_date_and_quick(copied_run: Path, digits_checkpoint:
     ran = statuses(result)
     assert set(ran.values()) == {"up to date", "skipped"} and ran["report"] == "up to date", ran
     assert seconds < 3.0
-    assert result["quantize"].reason == "percentile on 32 images"  # the note survives
+    from edgeres.sysinfo import int8_pairs_saturate
+
+    bits = "; cpu: 7-bit weights" if int8_pairs_saturate() else ""  # --weight-bits auto
+    assert result["quantize"].reason == f"percentile on 32 images, bias corrected{bits}"  # the note survives
     assert result.report is not None and result.report.data.variants  # read again from the results
     assert "up to date" in format_summary(result)
 
