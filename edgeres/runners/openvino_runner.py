@@ -83,6 +83,8 @@ class OpenVinoRunner(Runner):
         self.precision_hint = precision_hint
         self._compiled: ov.CompiledModel | None = None
         self._request: ov.InferRequest | None = None
+        self._input_view: np.ndarray | None = None
+        self._input_shape: Shape | None = None
         self._input_type: np.dtype[Any] = np.dtype(np.float32)
         self._file_precision: str | None = None
         self._compiled_hint: str | None = None
@@ -118,6 +120,8 @@ class OpenVinoRunner(Runner):
     def _deactivate(self) -> None:
         self._request = None
         self._compiled = None
+        self._input_view = None
+        self._input_shape = None
 
     def _require_compiled(self) -> ov.CompiledModel:
         if self._compiled is None:
@@ -135,8 +139,11 @@ class OpenVinoRunner(Runner):
 
     @property
     def input_shape(self) -> Shape:
-        shape = self._require_compiled().input(0).get_partial_shape()
-        return tuple(d.get_length() if d.is_static else None for d in shape)
+        compiled = self._require_compiled()
+        if self._input_shape is None:  # read once: every infer() checks the batch against it
+            shape = compiled.input(0).get_partial_shape()
+            self._input_shape = tuple(d.get_length() if d.is_static else None for d in shape)
+        return self._input_shape
 
     @property
     def device(self) -> str:
@@ -175,7 +182,15 @@ class OpenVinoRunner(Runner):
         self._require_compiled()
         assert self._request is not None
         x = batch.astype(self._input_type, copy=False)
-        self._request.infer({0: x})
+        # One input tensor per batch shape, filled in place: handing infer() a new array each call
+        # cost 0.2 ms a run (resnet20 INT8: 0.65 against 0.44 ms for OpenVINO's own loop).
+        if self._input_view is None or self._input_view.shape != x.shape:
+            import openvino as ov
+
+            self._request.set_input_tensor(ov.Tensor(np.empty(x.shape, self._input_type)))
+            self._input_view = self._request.get_input_tensor().data
+        np.copyto(self._input_view, x)
+        self._request.infer()
         return np.array(self._request.get_output_tensor(0).data, dtype=np.float32)
 
 

@@ -309,3 +309,21 @@ def test_factory_maps_precision_to_the_hint(models: dict[str, Path]) -> None:
     assert {p: r.precision_hint for p, r in runners.items()} == {"fp32": None, "bf16": "bf16", "fp16": "f16"}  # type: ignore[attr-defined]
     with pytest.raises(UsageError, match="unknown precision 'int8' for openvino; use fp32, bf16 or fp16"):
         make_runner(models["fp32"], "openvino", precision="int8")
+
+
+def test_batches_of_changing_size_each_get_their_own_answer(models: dict[str, Path]) -> None:
+    """The runner fills one input tensor per shape in place: a new shape, or the caller changing its
+    array afterwards, must not leak into another call's logits."""
+    x = _images(5, seed=40)
+    with OpenVinoRunner(models["cpu"], threads=1) as v, OnnxRuntimeRunner(models["fp32"], threads=1) as o:
+        whole = v.infer(x)
+        for part in (x[:2], x[2:5], x[:2], x[4:5]):
+            got = v.infer(part)
+            assert got.shape == (len(part), 10)
+        np.testing.assert_array_equal(v.infer(x[2:5]), whole[2:5])
+        y = x.copy()
+        first = v.infer(y)
+        y[:] = 0  # the caller reuses its buffer
+        np.testing.assert_array_equal(first, whole)
+        assert not np.array_equal(v.infer(y), whole)
+        assert o.infer(x).shape == whole.shape
