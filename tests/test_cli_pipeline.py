@@ -53,6 +53,15 @@ def test_a_run_then_a_second_run_is_up_to_date(run_cli, resnet20_checkpoint: Pat
     for stage in ("export", "fp16", "quantize", "bench"):
         assert "up to date" in table[stage], table[stage]
     assert "info: [3/7] quantize: up to date" in again.err
+    if has_module("openvino"):  # --openvino overrides the file's enabled = false: bench reruns
+        on = run_cli(*args, "--openvino")
+        assert on.code == 0, on.err
+        backends = {r["backend"] for r in json.loads((out / "bench.json").read_text())["results"]}
+        assert backends == {"onnxruntime", "openvino"}, backends
+        off = run_cli(*args, "--no-openvino")
+        assert off.code == 0, off.err
+        backends = {r["backend"] for r in json.loads((out / "bench.json").read_text())["results"]}
+        assert backends == {"onnxruntime"}, backends
 
 
 def test_iters_0_is_a_usage_error_before_anything_is_written(

@@ -62,6 +62,12 @@ _FLOORS = f"at least {DEFAULT_BENCH.iters} runs and {DEFAULT_BENCH.duration:g} s
     help=f"Seconds of timing per batch size (with --iters: at least this long) [default: {_FLOORS}].",
 )
 @click.option("--threads", type=int, help="CPU inference threads [default: all cores].")
+@click.option(
+    "--openvino/--no-openvino",
+    default=None,
+    help="Also evaluate and time FP32 and the cpu-layout INT8 on OpenVINO, where it is installed "
+    "[default: on, or the config's [openvino] enabled].",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars (the stage lines stay).")
 @ignore_unknown_option
 @model_options
@@ -81,6 +87,7 @@ def pipeline_cmd(
     iters: int | None,
     duration: float | None,
     threads: int | None,
+    openvino: bool | None,
     no_progress: bool,
     ignore_unknown_classes: bool,
     **opts: Any,
@@ -106,6 +113,7 @@ def pipeline_cmd(
       edgeres pipeline resnet50.onnx --calib calib/in-512.txt --eval ./imagenet/val --config edgeres.toml
       edgeres pipeline r20.pt --calib ./c10/train --method entropy --batch 1,16 --duration 10 --force
       edgeres pipeline r20.pt --calib digits --iters 20   # a quick look: 20 timed runs
+      edgeres pipeline r20.pt --calib ./c10/train --no-openvino   # ONNX Runtime only
     """
     from edgeres.commands.options import parse_batch_sizes
     from edgeres.errors import EdgeresError
@@ -125,6 +133,7 @@ def pipeline_cmd(
     config = load_config(config_file)
     config = config.override("quantize", method=method, target=target, calib_size=calib_size)
     config = config.override("eval", size=eval_size, ignore_unknown_classes=ignore_unknown_classes or None)
+    config = config.override("openvino", enabled=openvino)
     config = config.override(
         "bench",
         batches=parse_batch_sizes(batch) if batch else None,
