@@ -173,3 +173,84 @@ def test_missing_converter_says_what_to_install(
     ):
         convert_fp16(fp32, tmp_path / "out.onnx")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def tiny_qdq(fp32: Path) -> tuple[Path, Path]:
+    """The tensorrt-layout model of a resnet20 whose convs have near-dead channels: per-channel
+    weight scales from 1e-9 to 5e-5, below float16's normal range (as in real ResNets)."""
+    model = onnx.load(str(fp32))
+    init = {t.name: t for t in model.graph.initializer}
+    factors = np.array([1e-7, 3e-6, 1e-4, 7e-4, 4e-3])  # times each channel's absmax/127 of ~0.01-0.1
+    for conv in [n for n in model.graph.node if n.op_type == "Conv"][1:8]:
+        t = init[conv.input[1]]
+        w = numpy_helper.to_array(t).copy()
+        w[: len(factors)] *= factors.reshape(-1, 1, 1, 1).astype(np.float32)
+        t.CopyFrom(numpy_helper.from_array(w, t.name))
+    tiny = fp32.with_name("tiny.onnx")
+    onnx.save(model, str(tiny))
+    return tiny, quantize_qdq(tiny, fp32.with_name("tiny.int8.onnx"))
+
+
+def _weight_scales(model: onnx.ModelProto) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight, scale) of every QuantizeLinear of a weight initializer, as float64."""
+    init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
+    return [
+        (init[n.input[0]], init[n.input[1]])
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] in init and init[n.input[0]].ndim == 4
+    ]
+
+
+@needs_converter
+def test_tiny_weight_scales_round_up_so_no_weight_is_clipped(
+    tiny_qdq: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, qdq = tiny_qdq
+    before = _weight_scales(onnx.load(str(qdq)))
+    tiny = sum(int(((s > 0) & (s < 2.0**-14)).sum()) for _, s in before)
+    assert tiny >= 30 and min(float(s.min()) for _, s in before) < 1e-8
+    with caplog.at_level("INFO", logger="edgeres.engine.fp16"):
+        out = convert_fp16(qdq, qdq.with_name("tiny.int8.fp16.onnx"))
+    assert f"rounded {tiny} per-channel weight scale(s)" in caplog.text
+    assert "change by more than 0.1%" not in caplog.text  # nothing left for the warning
+    after = _weight_scales(onnx.load(str(out)))
+    assert len(after) == len(before)
+    for (w32, s32), (w16, s16) in zip(before, after, strict=True):
+        small = s32 < 2.0**-14
+        assert (s16[small] >= s32[small]).all() and (s16 > 0).all()  # below normal: up, never to 0
+        assert (np.abs(s16 - s32)[~small] <= s32[~small] * 2.0**-11).all()  # normal: the nearest
+        step = s16.reshape(-1, 1, 1, 1)
+        q = np.clip(np.rint(w16 / step), -127, 127)  # what TensorRT makes of the float16 weight
+        error = np.abs(q * step - w32)
+        assert (error <= step / 2 + np.abs(w32) * 2.0**-10 + 2.0**-24).all()  # no weight clipped
+    x = random_images(256, seed=5)
+    assert top1_agreement(run_onnxruntime(qdq, x), run_onnxruntime(out, x)) >= 0.995
+
+
+def test_tiny_int8_weight_initializers_are_re_rounded() -> None:
+    """The cpu layout stores int8 weights: a raised scale re-rounds them, and nothing clips."""
+    from edgeres.engine.fp16 import round_up_tiny_weight_scales
+
+    q = np.array([[127, -127, 64, 1], [100, -3, 0, 50]], np.int8).reshape(2, 4, 1, 1)
+    scale = np.array([1.3e-6, 0.01], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wf"], axis=0)],
+        "g",
+        [],
+        [helper.make_tensor_value_info("wf", TensorProto.FLOAT, [2, 4, 1, 1])],
+        [
+            numpy_helper.from_array(q, "w"),
+            numpy_helper.from_array(scale, "s"),
+            numpy_helper.from_array(np.zeros(2, np.int8), "z"),
+        ],
+    )
+    model = helper.make_model(graph)
+    assert round_up_tiny_weight_scales(model) == (1, pytest.approx(1.3e-6))
+    init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    s = init["s"]
+    assert s[1] == np.float32(0.01) and s[0] > 1.3e-6 and np.float16(s[0]).astype(np.float32) == s[0]
+    np.testing.assert_array_equal(init["w"][1], q[1])  # a normal channel is untouched
+    values = init["w"][0].astype(np.float64) * s[0]
+    assert np.abs(values - q[0].astype(np.float64) * 1.3e-6).max() <= s[0] / 2
+    assert round_up_tiny_weight_scales(model) == (0, np.inf)  # once is enough
