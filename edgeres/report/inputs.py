@@ -316,6 +316,14 @@ def _calibration(record: QuantizeRecord) -> tuple[tuple[str, str], ...]:
         or "-"
     )
     pairs = [("calibration", f"{record.method}, {images}; {cache}"), ("quantize targets", targets)]
+    corrected = [
+        f"{t.target}: {t.bias_correction.layers} layers on {t.bias_correction.images} images, "
+        f"mean |shift| {t.bias_correction.mean_abs_shift:.3g}"
+        + (" (from the cache)" if t.bias_correction.reused else "")
+        for t in record.targets
+        if t.bias_correction is not None
+    ]
+    pairs.append(("bias correction", "; ".join(corrected) if corrected else "off"))
     if record.method_scores:
         scores = ", ".join(f"{k} {v:.4g}" for k, v in record.method_scores)
         pairs.append(("calibration methods tried", scores))

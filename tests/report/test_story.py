@@ -190,3 +190,22 @@ def test_the_report_says_what_produced_it(tmp_path: Path) -> None:
     assert re.search(r"- report date: \d{4}-\d\d-\d\d \d\d\\?:\d\d UTC", section)
     assert "- report made on: " in section
     assert data.to_dict()["provenance"]["calibration"].startswith("percentile, 64 images")
+
+
+def test_the_report_says_what_bias_correction_and_weight_bits_did(tmp_path: Path) -> None:
+    targets = [
+        {
+            "target": "cpu",
+            "path": "m.int8.cpu.onnx",
+            "weight_bits": 7,
+            "bias_correction": {"layers": 20, "images": 512, "seconds": 0.7, "mean_abs_shift": 0.0123},
+        },
+        {"target": "tensorrt", "path": "m.int8.tensorrt.onnx"},
+    ]
+    provenance = load_results([handmade.quantize(tmp_path / "q.json", "m.onnx", targets)]).to_dict()[
+        "provenance"
+    ]
+    assert provenance["bias correction"] == "cpu: 20 layers on 512 images, mean |shift| 0.0123"
+    assert provenance["quantize targets"] == "cpu (7-bit weights), tensorrt"
+    plain = handmade.quantize(tmp_path / "p.json", "m.onnx", [{"target": "cpu", "path": "m.int8.onnx"}])
+    assert load_results([plain]).to_dict()["provenance"]["bias correction"] == "off"
