@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeres.errors import EdgeresError
+from edgeres.quantize.bias_means import input_means
 from edgeres.quantize.layouts import Target
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.targets import WeightBits
@@ -52,9 +53,6 @@ log = logging.getLogger(__name__)
 
 class NothingToCorrect(EdgeresError):
     """The Q/DQ model has no quantized Conv or Gemm (every one kept in float)."""
-
-
-_SUFFIX = "__edgeres_bias_mean"
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,7 @@ def correct_biases(
     else:
         if batches is None:
             raise EdgeresError("bias correction needs calibration images or stored corrections")
-        means, num_images = _input_means(qdq, layers, batches, disabled_optimizers, threads)
+        means, num_images = input_means(qdq, layers, batches, disabled_optimizers, threads)
         shifts = layer_shifts(layers, means)
     constants = _Constants(fp32.graph)
     nodes = {n.name: n for n in fp32.graph.node}
@@ -386,64 +384,3 @@ def _along(v: Any, axis: int, ndim: int) -> Any:
     shape = [1] * ndim
     shape[axis % ndim] = v.size
     return v.reshape(shape)
-
-
-def _input_means(
-    qdq: Any,
-    layers: list[_Layer],
-    batches: Iterable[Mapping[str, np.ndarray]],
-    disabled_optimizers: tuple[str, ...],
-    threads: int | None,
-) -> tuple[dict[str, np.ndarray], int]:
-    """Each layer input's mean over the images (one feature map each), from one pass of ``qdq``."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper
-
-    model = onnx.ModelProto()
-    model.CopyFrom(qdq)
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-    wanted = sorted({layer.data for layer in layers})
-    for i, name in enumerate(wanted):
-        out = name + _SUFFIX
-        if opset >= 18:
-            axes = f"{_SUFFIX}_axes_{i}"
-            model.graph.initializer.append(helper.make_tensor(axes, onnx.TensorProto.INT64, [1], [0]))
-            node = helper.make_node("ReduceMean", [name, axes], [out], keepdims=0)
-        else:
-            node = helper.make_node("ReduceMean", [name], [out], axes=[0], keepdims=0)
-        model.graph.node.append(node)
-        model.graph.output.append(helper.make_empty_tensor_value_info(out))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    with tempfile.TemporaryDirectory(prefix="edgeres-bias-") as tmp:
-        path = Path(tmp) / "augmented.onnx"
-        onnx.save(model, str(path))
-        session = ort.InferenceSession(
-            str(path),
-            sess_options=options,
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(disabled_optimizers) or None,
-        )
-    input_name = session.get_inputs()[0].name
-    dim = session.get_inputs()[0].shape[0]
-    fixed = dim if isinstance(dim, int) and dim > 0 else None  # a model exported for one batch size
-    sums: dict[str, np.ndarray] = {}
-    count = 0
-    for batch in batches:
-        whole = next(iter(batch.values()))
-        step = fixed or len(whole)
-        for start in range(0, len(whole) - step + 1, step):  # a fixed batch's remainder is left out
-            x = whole[start : start + step]
-            outs = session.run([n + _SUFFIX for n in wanted], {input_name: x})
-            n = len(x)
-            for name, mean in zip(wanted, outs, strict=True):
-                acc = mean.astype(np.float64) * n
-                sums[name] = sums[name] + acc if name in sums else acc
-            count += n
-    if count == 0:
-        raise EdgeresError("bias correction got no calibration images")
-    return {name: s / count for name, s in sums.items()}, count

@@ -310,7 +310,9 @@ def write_targets(
             exclude = manual + tuned
         corrected = qdq = None
         if opts.bias_correction is not False:
-            done = _bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts, bits)
+            from edgeres.quantize.bias_step import bias_corrected
+
+            done = bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts, bits)
             if done is not None:
                 qdq, corrected = done
         if qdq is None:
@@ -331,64 +333,6 @@ def write_targets(
             )
         )
     return tuple(reports)
-
-
-def _bias_corrected(
-    fp32: Path,
-    output: Path,
-    calibration: Calibration,
-    target: Target,
-    meta: ModelMeta,
-    selection: Selection | None,
-    exclude: tuple[str, ...],
-    opts: QuantizeOptions,
-    bits: WeightBits,
-) -> tuple[Any, dict[str, Any]] | None:
-    """Bias correction measured on the calibration images, or as a reused cache keeps it; None when
-    neither is at hand and it was not asked for explicitly (``opts.bias_correction`` None)."""
-    from edgeres.data import BatchReader
-    from edgeres.quantize.bias_cache import correction_key, store_shifts, stored_shifts
-    from edgeres.quantize.bias_correction import write_bias_corrected
-
-    key = correction_key(target, exclude, bits)
-    stored = stored_shifts(calibration.cache, key) if calibration.reused_cache else None
-    reader = None
-    if stored is None:
-        if selection is None and opts.bias_correction is None:
-            log.warning(
-                "bias correction: off for the %s layout; calibration cache %s keeps none for it "
-                "(give --calib DIR to measure it)",
-                target,
-                calibration.cache,
-            )
-            return None
-        if selection is None:
-            raise UsageError(
-                f"calibration cache {calibration.cache} keeps no bias correction for the {target} "
-                "layout with these layers in float: give --calib DIR to measure it"
-            )
-        reader = BatchReader(
-            selection.calib_source, selection.calib_indices, meta.preprocessing, "input", 32, progress=False
-        )
-    recorded = {
-        "method": calibration.method,
-        "images": calibration.num_images,
-        "cache": calibration.cache.name,
-    }
-    from edgeres.quantize.bias_correction import NothingToCorrect
-
-    try:
-        qdq, done = write_bias_corrected(
-            fp32, calibration.ranges, target, output, reader, exclude_nodes=exclude, calibration=recorded,
-            threads=opts.threads, stored=stored, weight_bits=bits,
-        )  # fmt: skip
-    except NothingToCorrect:
-        if opts.bias_correction:  # asked for by name: say that it cannot be done
-            raise
-        return None  # every weighted layer is float: nothing to correct
-    if stored is None:
-        store_shifts(calibration.cache, key, done.shifts, done.num_images)
-    return qdq, done.to_dict()
 
 
 def quantize(
