@@ -110,6 +110,11 @@ def test_weight_bits(run_cli, resnet20_checkpoint: Path, images: str, tmp_path) 
     assert len(conv_weights) == 19 and max(int(abs(w.astype(int)).max()) for w in conv_weights) == 64
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "q.tensorrt.onnx")).metadata_props}
     assert json.loads(props["edgeres.quantization"])["layout"]["weight_bits"] == 8
+    trt = tmp_path / "t.onnx"
+    r = run_cli("quantize", str(resnet20_checkpoint), "--calib-cache", str(tmp_path / "q.calib.json"),
+                "--target", "tensorrt", "--weight-bits", "7", "-o", str(trt))  # fmt: skip
+    assert r.code == 0, r.err
+    assert "note: --weight-bits 7 is for the cpu layout; the tensorrt layout keeps 8-bit" in r.err
     r = run_cli("quantize", str(resnet20_checkpoint), "--calib", images, "--weight-bits", "6", "-o", str(out))
     assert r.code == 2 and "'6' is not one of 'auto', '8', '7'" in r.err
 

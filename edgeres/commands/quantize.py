@@ -178,6 +178,12 @@ def quantize_cmd(
         weight_bits=as_weight_bits(weight_bits),
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
+    if weight_bits != "auto" and all(t.target != "cpu" for t in report.targets):
+        click.echo(
+            f"note: --weight-bits {weight_bits} is for the cpu layout; the tensorrt layout keeps 8-bit "
+            "weights (TensorRT accumulates in 32 bits)",
+            err=True,
+        )
     from edgeres.report.tables import signed
 
     source = "reused" if report.reused_cache else "wrote"
