@@ -34,5 +34,9 @@ def progress_bar(iterable: Iterable[Any] | None = None, *, enabled: bool = True,
 
 
 def announce(line: str) -> None:
-    """One line on stderr saying what starts: before the first progress bar of a long step."""
-    print(line, file=sys.stderr, flush=True)
+    """One ``info:`` line on stderr saying what starts: before the first progress bar of a long step.
+
+    The prefix is the one edgeres's log lines have, so stderr holds only ``info:``, ``warning:``
+    and ``error:`` lines besides progress bars, and an error stays the one ``error:`` line.
+    """
+    print(line if line.startswith("info: ") else f"info: {line}", file=sys.stderr, flush=True)

@@ -36,10 +36,10 @@ def test_bench_prints_the_table_and_writes_json(run_cli, onnx_model: Path, tmp_p
     assert lines[1].split()[:6] == ["resnet20.onnx", "onnxruntime", "cpu", "fp32", "1", "3"]
     assert lines[2].split()[:6] == ["resnet20.onnx", "onnxruntime", "cpu", "fp32", "2", "3"]
     assert lines[3].startswith("missing.onnx") and "error: model file" in lines[3]
-    starts = [line for line in r.err.splitlines() if line.startswith("timing ")]
+    starts = [line for line in r.err.splitlines() if line.startswith("info: timing ")]
     assert starts == [
-        f"timing {onnx_model}: batch 1,2, at least 3 runs each after warm-up",
-        f"timing {missing}: batch 1,2, at least 3 runs each after warm-up",
+        f"info: timing {onnx_model}: batch 1,2, at least 3 runs each after warm-up",
+        f"info: timing {missing}: batch 1,2, at least 3 runs each after warm-up",
     ]  # what starts is said before each model's silent minutes
     for line in [line for line in r.err.splitlines()[:-1] if line not in starts]:
         assert line.startswith("warning: resnet20.onnx at batch") and "too noisy" in line
@@ -61,8 +61,8 @@ def test_bench_fails_when_nothing_ran(run_cli, tmp_path: Path) -> None:
     r = run_cli("bench", str(tmp_path / "a.onnx"), str(tmp_path / "b.pt"), "--iters", "3")
     assert r.code == 1
     assert r.err.strip().splitlines() == [
-        f"timing {tmp_path / 'a.onnx'}: batch 1, at least 3 runs and 3 s each after warm-up",
-        f"timing {tmp_path / 'b.pt'}: batch 1, at least 3 runs and 3 s each after warm-up",
+        f"info: timing {tmp_path / 'a.onnx'}: batch 1, at least 3 runs and 3 s each after warm-up",
+        f"info: timing {tmp_path / 'b.pt'}: batch 1, at least 3 runs and 3 s each after warm-up",
         f"error: no benchmark ran (model file '{tmp_path / 'a.onnx'}' does not exist); see the table above",
     ]
     assert "a.onnx" in r.out and "b.pt" in r.out

@@ -108,3 +108,12 @@ def test_a_bad_comma_list_is_a_usage_error(run_cli, fp32_onnx: Path) -> None:
         2,
         "error: batch sizes '1,x' must be positive whole numbers separated by commas",
     )
+
+
+def test_a_pickle_named_onnx_is_a_bad_input_not_a_bad_call(run_cli, tmp_path: Path) -> None:
+    import torch
+
+    fake = tmp_path / "model.onnx"
+    torch.save({"weights": torch.zeros(2)}, fake)
+    r = run_cli("convert-fp16", str(fake))
+    assert r.code == 1 and r.err.strip().startswith(f"error: '{fake}' is a PyTorch file, not ONNX")

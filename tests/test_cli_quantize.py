@@ -61,8 +61,8 @@ def test_eval_compares_int8_with_fp32(run_cli, resnet20_checkpoint: Path, images
     assert r.code == 0, r.err
     assert "top-1 agreement with the reference" in r.out
     assert [line for line in r.err.splitlines() if not line.startswith("warning:")] == [
-        f"evaluating {out} on 61 images of {images} (onnxruntime on cpu)",  # one is unreadable: 60 are
-        f"evaluating the reference {fp32} on the same 60 images (onnxruntime on cpu)",
+        f"info: evaluating {out} on 61 images of {images} (onnxruntime on cpu)",  # one is unreadable: 60 are
+        f"info: evaluating the reference {fp32} on the same 60 images (onnxruntime on cpu)",
     ]  # what starts and on what, one line each, and no progress bar
     data = json.loads(result.read_text())
     assert data["result"]["num_images"] == 60

@@ -50,7 +50,7 @@ def test_train_writes_checkpoints_that_export_reads_without_flags(run_cli, tiny:
     assert again.code != 0 and "--resume" in again.err  # an existing run is not overwritten silently
     exported = run_cli("export", str(out / "best.pt"), "-o", str(tmp_path / "m.onnx"))
     assert exported.code == 0
-    assert exported.err.splitlines()[0] == "exporting resnet20 to ONNX (opset 17), then verifying it"
+    assert exported.err.splitlines()[0] == "info: exporting resnet20 to ONNX (opset 17), then verifying it"
 
 
 def test_degradation_draws_the_figure(run_cli, tiny: str, tmp_path: Path) -> None:

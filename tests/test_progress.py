@@ -38,7 +38,7 @@ def test_a_bar_on_a_terminal_unless_turned_off(monkeypatch: pytest.MonkeyPatch) 
 
 def test_announce_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     announce("exporting resnet20 to ONNX (opset 17)")
-    assert capsys.readouterr() == ("", "exporting resnet20 to ONNX (opset 17)\n")
+    assert capsys.readouterr() == ("", "info: exporting resnet20 to ONNX (opset 17)\n")
 
 
 def test_every_bar_goes_through_progress_bar() -> None:

@@ -119,7 +119,10 @@ def load_onnx(path: str | os.PathLike[str], *, load_weights: bool = False) -> on
     except (DecodeError, ValueError, OSError, RuntimeError, onnx.checker.ValidationError) as exc:
         # ValidationError: external data missing, not a regular file, or outside the model's folder
         if _looks_like_pytorch(path):
-            raise UsageError(
+            # a .pt given to a command that takes ONNX is a wrong call (2); a file named .onnx that
+            # holds a PyTorch pickle is a damaged input (1)
+            kind = EdgeresError if path.suffix.lower() == ".onnx" else UsageError
+            raise kind(
                 f"'{path}' is a PyTorch file, not ONNX: export it to ONNX first: edgeres export {path}"
             ) from None
         text = str(exc).strip().splitlines()
