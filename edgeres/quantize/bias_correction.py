@@ -203,19 +203,22 @@ def write_bias_corrected(
     ``calibration`` is recorded in the model's metadata with what bias correction did;
     ``stored`` as for :func:`correct_biases`; ``weight_bits`` as for ``write_qdq``.
     """
-    from edgeres.quantize.qdq import write_qdq
+    from edgeres.quantize.qdq import prepare_onnx, write_qdq
     from edgeres.quantize.targets import faithful_to
 
     output = Path(output)
     folder = output.parent if str(output.parent) else Path(".")
     with tempfile.TemporaryDirectory(prefix=".edgeres-bias-", dir=folder) as tmp:
+        # the float model write_qdq quantizes (BatchNormalization folded): its weights are the
+        # ones the int8 weights round, and its biases the ones to correct
+        prepared = prepare_onnx(fp32_onnx, Path(tmp) / "prepared.onnx")
         plain = write_qdq(
-            fp32_onnx, ranges, target, Path(tmp) / "plain.onnx", exclude_nodes=exclude_nodes,
+            prepared, ranges, target, Path(tmp) / "plain.onnx", exclude_nodes=exclude_nodes,
             weight_bits=weight_bits,
         )  # fmt: skip
         corrected = Path(tmp) / "corrected.onnx"
         done = correct_biases(
-            fp32_onnx,
+            prepared,
             plain.path,
             batches,
             corrected,

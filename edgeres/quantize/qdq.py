@@ -48,6 +48,7 @@ __all__ = [
     "QdqResult",
     "conv_kernels",
     "count_int8_kernels",
+    "prepare_onnx",
     "write_qdq",
     "write_qdq_layout",
 ]
@@ -186,17 +187,34 @@ def write_qdq_layout(
     return QdqResult(output, layout.name, num_quantized, excluded, output.stat().st_size)
 
 
+def prepare_onnx(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> Path:
+    """``source`` after ONNX Runtime's quantization pre-processing, written to ``output``.
+
+    This is the float model that :func:`write_qdq` really quantizes: BatchNormalization folded
+    into the Conv before it, constants folded, Identity nodes gone, node names kept. Whatever
+    compares float weights with the written int8 ones (bias correction, learned rounding) reads
+    them from this model, not from ``source``, whose convs may still precede a BatchNormalization.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    source, output = Path(source), Path(output)
+    try:
+        with _root_logging_untouched():
+            quant_pre_process(str(source), str(output), skip_symbolic_shape=True)
+    except Exception as exc:  # onnx/ORT raise many types for a damaged model
+        raise EdgeresError(f"cannot prepare '{source}' for quantization: {first_line(exc)}") from exc
+    return output
+
+
 def _quantize(source: Path, ranges: Ranges, layout: QdqLayout, exclude: tuple[str, ...]) -> onnx.ModelProto:
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer, update_opset_version
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory(prefix="edgeres-qdq-") as tmp_dir:
-        prepared = Path(tmp_dir) / "prepared.onnx"
+        prepared = prepare_onnx(source, Path(tmp_dir) / "prepared.onnx")
         try:
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             model = load_model_with_shape_infer(prepared)
         except Exception as exc:  # onnx/ORT raise many types for a damaged model
             raise EdgeresError(f"cannot prepare '{source}' for quantization: {first_line(exc)}") from exc

@@ -312,3 +312,69 @@ def test_a_calibration_cache_keeps_the_corrections_for_reuse(
     cache.write_text(json.dumps(data))
     r = run_cli(*common, "-o", str(tmp_path / "d.onnx"))
     assert r.code == 1 and "malformed bias corrections" in r.err, r.err
+
+
+def _with_batchnorm(fp32: Path, out: Path) -> Path:
+    """``fp32`` with a BatchNormalization after every Conv and the Conv weights divided to match.
+
+    An ONNX from another exporter often keeps its BatchNorms; ONNX Runtime's quantization folds
+    them, so the int8 weights round the folded weights, not the Conv's own. The function is the
+    same as ``fp32``'s (to float rounding), and so must be every correction.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(fp32))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    rng = np.random.default_rng(0)
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        if node.op_type != "Conv":
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        b = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
+        c = w.shape[0]
+        gamma, beta = rng.uniform(0.5, 2.0, c), rng.normal(0, 0.5, c)
+        mean, var, eps = rng.normal(0, 0.5, c), rng.uniform(0.5, 2.0, c), 1e-5
+        a = gamma / np.sqrt(var + eps)
+        tag = node.name.replace("/", "_")
+        params = {
+            f"{tag}_w": w / a[:, None, None, None], f"{tag}_b": (b - beta) / a + mean,
+            f"{tag}_g": gamma, f"{tag}_beta": beta, f"{tag}_mean": mean, f"{tag}_var": var,
+        }  # fmt: skip
+        for name, v in params.items():
+            graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), name))
+        result = node.output[0]
+        node.input[1], node.input[2], node.output[0] = f"{tag}_w", f"{tag}_b", f"{tag}_raw"
+        nodes.append(
+            helper.make_node(
+                "BatchNormalization", [f"{tag}_raw", *list(params)[2:]], [result], f"{tag}_bn", epsilon=eps
+            )
+        )
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(out))
+    return out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_convs_followed_by_batchnorm_get_the_corrections_of_their_folded_twin(
+    quantized: Quantized, target: str, tmp_path: Path
+) -> None:
+    """The float weights compared with the int8 ones are those ONNX Runtime quantizes (BN folded)."""
+    import onnx
+
+    from edgeres.quantize.bias_correction import write_bias_corrected
+
+    twin = _with_batchnorm(quantized.fp32, tmp_path / "bn.onnx")
+    assert sum(n.op_type == "BatchNormalization" for n in onnx.load(str(twin)).graph.node) == 19
+    _, plain = write_bias_corrected(
+        quantized.fp32, quantized.ranges, target, tmp_path / "a.onnx", _reader(quantized.data)
+    )
+    _, bn = write_bias_corrected(twin, quantized.ranges, target, tmp_path / "b.onnx", _reader(quantized.data))
+    assert sorted(bn.shifts) == sorted(plain.shifts) and len(plain.shifts) == 20
+    for node, shift in plain.shifts.items():
+        scale = max(1e-3, float(np.abs(shift).max()))
+        np.testing.assert_allclose(bn.shifts[node], shift, rtol=0, atol=0.02 * scale, err_msg=node)
