@@ -19,8 +19,21 @@ from edgeres.commands.options import (
     target_option,
 )
 from edgeres.errors import UsageError
+from edgeres.quantize.adaround import ROUNDINGS, RoundingSettings
 from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, WEIGHT_BITS_CHOICES
 from edgeres.runners.registry import AUTO, auto_help, backend_choices
+
+
+def rounding_summary(r: dict[str, Any]) -> str:
+    """One line of what learned rounding did (a :meth:`LearnedRounding.to_dict`)."""
+    gain = r.get("error_reduction")
+    reused = f", {r['reused_layers']} from the cache" if r.get("reused_layers") else ""
+    return (
+        f"{r['layers']} layers on {r['images']} images{reused}, {100 * r['flipped']:.1f}% of weights rounded "
+        "the other way than nearest"
+        + (f", layer output error {100 * gain:.0f}% lower" if gain is not None else "")
+        + f" ({r['seconds']:.0f} s)"
+    )
 
 
 def _pct(x: float | None) -> str:
@@ -77,6 +90,21 @@ def _pct(x: float | None) -> str:
     "[default: on].",
 )
 @click.option(
+    "--rounding",
+    type=click.Choice(ROUNDINGS),
+    default="nearest",
+    show_default=True,
+    help="How weights round to int8: nearest, or adaround, learned layer by layer on the calibration "
+    "images to reproduce each layer's FP32 output (minutes; needs 64 or more images).",
+)
+@click.option(
+    "--rounding-iterations",
+    type=click.IntRange(min=1),
+    default=RoundingSettings().iterations,
+    show_default=True,
+    help="Optimizer steps per layer for --rounding adaround.",
+)
+@click.option(
     "--weight-bits",
     type=click.Choice([str(b) for b in WEIGHT_BITS_CHOICES]),
     default=str(DEFAULT_WEIGHT_BITS),
@@ -106,6 +134,8 @@ def quantize_cmd(
     max_drop: float | None,
     exclude: tuple[str, ...],
     bias_correction: bool | None,
+    rounding: str,
+    rounding_iterations: int,
     weight_bits: str,
     seed: int,
     threads: int | None,
@@ -133,6 +163,7 @@ def quantize_cmd(
       edgeres quantize r20.onnx --calib data/ --eval data/ --bias-correction
       edgeres quantize r20.onnx --calib data/ --exclude /conv1/Conv --exclude '/fc/*'
       edgeres quantize r20.pt --calib data/ --target cpu --weight-bits 8
+      edgeres quantize r20.onnx --calib data/ --eval data/ --rounding adaround
     """
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.targets import target_choice
@@ -176,6 +207,8 @@ def quantize_cmd(
         bias_correction=bias_correction,
         exclude=tuple(exclude),
         weight_bits=as_weight_bits(weight_bits),
+        rounding=rounding,  # type: ignore[arg-type]  # click.Choice(ROUNDINGS)
+        rounding_settings=RoundingSettings(iterations=rounding_iterations),
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
     if weight_bits != "auto" and all(t.target != "cpu" for t in report.targets):
@@ -210,6 +243,9 @@ def quantize_cmd(
                 f"bias correction ({t.target}): {bc['layers']} layers on {bc['images']} images, "
                 f"mean |shift| {bc['mean_abs_shift']:.3g}"
             )
+    for t in report.targets:
+        if t.rounding:
+            click.echo(f"learned rounding ({t.target}): {rounding_summary(t.rounding)}")
     for t in report.targets:
         kept = f"; kept in float: {', '.join(t.excluded_nodes)}" if t.excluded_nodes else ""
         bits = f", {t.weight_bits}-bit weights" if t.target == "cpu" else ""

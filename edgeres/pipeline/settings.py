@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 
 from edgeres.bench.measure import DEFAULT_DURATION_S, DEFAULT_WARMUP_MS, BenchSettings
 from edgeres.errors import UsageError
+from edgeres.quantize.adaround import ROUNDINGS
 from edgeres.quantize.settings import DEFAULT_METHOD, method_choices
 from edgeres.quantize.targets import (
     DEFAULT_WEIGHT_BITS,
@@ -134,6 +135,8 @@ class QuantizeSettings:
     exclude: tuple[str, ...] = ()
     #: Bits of the cpu layout's weights (``quantize --weight-bits``): "auto", 8 or 7.
     weight_bits: WeightBitsChoice = DEFAULT_WEIGHT_BITS
+    #: How weights round to int8 (``quantize --rounding``): "nearest" or "adaround".
+    rounding: str = "nearest"
 
     def __post_init__(self) -> None:
         if isinstance(self.weight_bits, bool) or self.weight_bits not in WEIGHT_BITS_CHOICES:
@@ -145,6 +148,7 @@ class QuantizeSettings:
         object.__setattr__(self, "exclude", tuple(self.exclude))
         _choice("quantize.method", self.method, method_choices())
         _choice("quantize.target", self.target, TARGET_CHOICES)
+        _choice("quantize.rounding", self.rounding, ROUNDINGS)
         _positive("quantize.calib_size", self.calib_size)
         _positive("quantize.calib_batch", self.calib_batch)
         if self.max_drop is not None and not self.max_drop >= 0:

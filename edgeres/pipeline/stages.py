@@ -223,6 +223,7 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
         bias_correction=q.bias_correction,
         exclude=q.exclude,
         weight_bits=weight_bits(q.weight_bits),
+        rounding=q.rounding,  # type: ignore[arg-type]  # checked by QuantizeSettings
         seed=q.seed,
         threads=ctx.threads,
         progress=ctx.progress,
@@ -233,6 +234,8 @@ def _run_quantize(ctx: Context, plan: StagePlan) -> Outcome:
     # quantize.json names its files relative to OUT, as every result file of the pipeline does
     result = QuantizeRecord.of(report).with_paths(lambda p: ctx.rel(Path(p)))
     note = f"{report.method} on {report.calib_images} images"
+    if any(t.rounding for t in report.targets):
+        note += ", learned rounding"
     if any(t.bias_correction for t in report.targets):
         note += ", bias corrected"
     note += "".join(

@@ -19,7 +19,7 @@ import numpy as np
 from edgeres.atomic import atomic_path
 from edgeres.errors import EdgeresError
 
-__all__ = ["correction_key", "store_shifts", "stored_shifts"]
+__all__ = ["correction_key", "read_cache_data", "store_shifts", "stored_shifts"]
 
 _FIELD = "bias_corrections"
 
@@ -36,7 +36,7 @@ def store_shifts(
 ) -> None:
     """Add (or replace) the corrections under ``key`` in the calibration cache at ``cache``, atomically."""
     path = Path(cache)
-    data = _read(path)
+    data = read_cache_data(path)
     entries = data.get(_FIELD)
     entries = dict(entries) if isinstance(entries, Mapping) else {}
     entries[key] = {
@@ -51,7 +51,7 @@ def store_shifts(
 def stored_shifts(cache: str | os.PathLike[str], key: str) -> tuple[dict[str, np.ndarray], int] | None:
     """The corrections under ``key`` (shifts by node, images measured on), or None when there are none."""
     path = Path(cache)
-    entries = _read(path).get(_FIELD)
+    entries = read_cache_data(path).get(_FIELD)
     entry = entries.get(key) if isinstance(entries, Mapping) else None
     if entry is None:
         return None
@@ -76,7 +76,7 @@ def _finite(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_cache_data(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

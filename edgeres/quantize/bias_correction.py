@@ -21,23 +21,15 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from edgeres.errors import EdgeresError
 from edgeres.quantize.bias_means import input_means
-from edgeres.quantize.layouts import Target
-from edgeres.quantize.ranges import Ranges
-from edgeres.quantize.targets import WeightBits
-
-if TYPE_CHECKING:
-    from edgeres.quantize.qdq import QdqResult
 
 __all__ = [
     "BiasCorrection",
@@ -45,7 +37,6 @@ __all__ = [
     "NothingToCorrect",
     "correct_biases",
     "layer_shifts",
-    "write_bias_corrected",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,6 +101,7 @@ def correct_biases(
     disabled_optimizers: tuple[str, ...] = (),
     threads: int | None = None,
     stored: tuple[Mapping[str, np.ndarray], int] | None = None,
+    reference: str | os.PathLike[str] | None = None,
 ) -> BiasCorrection:
     """Write ``fp32_onnx`` with every quantized layer's bias corrected to ``output``.
 
@@ -117,7 +109,8 @@ def correct_biases(
     batches (``{input: NCHW float32}``); ``disabled_optimizers`` are the ONNX Runtime optimizers
     to switch off so the CPU runs the Q/DQ model as its target would. ``stored`` (shifts by node,
     and the number of images they were measured on, as a calibration cache keeps them) skips the
-    pass over the images.
+    pass over the images. ``reference`` is the model whose float weights the int8 ones stand for
+    when ``fp32_onnx`` already holds other weights (learned rounding writes ``q * s``).
     """
     import onnx
     from onnx import numpy_helper
@@ -127,9 +120,12 @@ def correct_biases(
     start = time.perf_counter()
     fp32 = onnx.load(str(fp32_onnx))
     qdq = onnx.load(str(qdq_onnx))
-    layers = _quantized_layers(fp32, qdq)
+    layers = _quantized_layers(onnx.load(str(reference)) if reference is not None else fp32, qdq)
     if not layers:
-        raise NothingToCorrect(f"'{qdq_onnx}' has no quantized Conv or Gemm whose bias could be corrected")
+        raise NothingToCorrect(
+            "bias correction: the model has no quantized Conv or Gemm whose bias could be corrected "
+            "(are they all kept in float?); use --no-bias-correction"
+        )
     if stored is not None:
         shifts, num_images = dict(stored[0]), stored[1]
         missing = [layer.node for layer in layers if layer.node not in shifts]
@@ -181,60 +177,6 @@ def correct_biases(
         result.seconds,
     )
     return result
-
-
-def write_bias_corrected(
-    fp32_onnx: str | os.PathLike[str],
-    ranges: Ranges,
-    target: Target,
-    output: str | os.PathLike[str],
-    batches: Iterable[Mapping[str, np.ndarray]] | None,
-    *,
-    exclude_nodes: Sequence[str] = (),
-    calibration: Mapping[str, Any] | None = None,
-    threads: int | None = None,
-    stored: tuple[Mapping[str, np.ndarray], int] | None = None,
-    weight_bits: WeightBits = 8,
-) -> tuple[QdqResult, BiasCorrection]:
-    """:func:`~edgeres.quantize.qdq.write_qdq` with every quantized layer's bias corrected.
-
-    The uncorrected Q/DQ model and the corrected float model live in a temporary folder beside
-    ``output``, so an interrupted run leaves neither behind, nor an uncorrected ``output``.
-    ``calibration`` is recorded in the model's metadata with what bias correction did;
-    ``stored`` as for :func:`correct_biases`; ``weight_bits`` as for ``write_qdq``.
-    """
-    from edgeres.quantize.qdq import prepare_onnx, write_qdq
-    from edgeres.quantize.targets import faithful_to
-
-    output = Path(output)
-    folder = output.parent if str(output.parent) else Path(".")
-    with tempfile.TemporaryDirectory(prefix=".edgeres-bias-", dir=folder) as tmp:
-        # the float model write_qdq quantizes (BatchNormalization folded): its weights are the
-        # ones the int8 weights round, and its biases the ones to correct
-        prepared = prepare_onnx(fp32_onnx, Path(tmp) / "prepared.onnx")
-        plain = write_qdq(
-            prepared, ranges, target, Path(tmp) / "plain.onnx", exclude_nodes=exclude_nodes,
-            weight_bits=weight_bits,
-        )  # fmt: skip
-        corrected = Path(tmp) / "corrected.onnx"
-        done = correct_biases(
-            prepared,
-            plain.path,
-            batches,
-            corrected,
-            disabled_optimizers=faithful_to(target),
-            threads=threads,
-            stored=stored,
-        )
-        recorded = {
-            **(calibration or {}),
-            "bias_correction": {"layers": len(done.layers), "images": done.num_images},
-        }
-        qdq = write_qdq(
-            corrected, ranges, target, output, exclude_nodes=exclude_nodes, calibration=recorded,
-            weight_bits=weight_bits,
-        )  # fmt: skip
-    return qdq, done
 
 
 def layer_shifts(layers: Iterable[_Layer], input_means: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ layer is kept however many images pass; ONNX Runtime runs it as the target would
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from edgeres.errors import EdgeresError
 if TYPE_CHECKING:
     from edgeres.quantize.bias_correction import _Layer
 
-__all__ = ["input_means"]
+__all__ = ["cpu_session", "fixed_batches", "input_means"]
 
 _SUFFIX = "__edgeres_bias_mean"
 
@@ -33,7 +33,6 @@ def input_means(
 ) -> tuple[dict[str, np.ndarray], int]:
     """Each layer input's mean over the images (one feature map each), from one pass of ``qdq``."""
     import onnx
-    import onnxruntime as ort
     from onnx import helper
 
     model = onnx.ModelProto()
@@ -50,30 +49,12 @@ def input_means(
             node = helper.make_node("ReduceMean", [name], [out], axes=[0], keepdims=0)
         model.graph.node.append(node)
         model.graph.output.append(helper.make_empty_tensor_value_info(out))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    with tempfile.TemporaryDirectory(prefix="edgeres-bias-") as tmp:
-        path = Path(tmp) / "augmented.onnx"
-        onnx.save(model, str(path))
-        session = ort.InferenceSession(
-            str(path),
-            sess_options=options,
-            providers=["CPUExecutionProvider"],
-            disabled_optimizers=list(disabled_optimizers) or None,
-        )
+    session = cpu_session(model, disabled_optimizers, threads)
     input_name = session.get_inputs()[0].name
-    dim = session.get_inputs()[0].shape[0]
-    fixed = dim if isinstance(dim, int) and dim > 0 else None  # a model exported for one batch size
     sums: dict[str, np.ndarray] = {}
     count = 0
     for batch in batches:
-        whole = next(iter(batch.values()))
-        step = fixed or len(whole)
-        for start in range(0, len(whole) - step + 1, step):  # a fixed batch's remainder is left out
-            x = whole[start : start + step]
+        for x in fixed_batches(session, next(iter(batch.values()))):
             outs = session.run([n + _SUFFIX for n in wanted], {input_name: x})
             n = len(x)
             for name, mean in zip(wanted, outs, strict=True):
@@ -83,3 +64,33 @@ def input_means(
     if count == 0:
         raise EdgeresError("bias correction got no calibration images")
     return {name: s / count for name, s in sums.items()}, count
+
+
+def cpu_session(model: Any, disabled_optimizers: Sequence[str] = (), threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session of ``model`` (a ModelProto), run as its target would
+    (``disabled_optimizers``), with ``threads`` intra-op threads."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    with tempfile.TemporaryDirectory(prefix="edgeres-session-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(model, str(path))
+        return ort.InferenceSession(
+            str(path),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(disabled_optimizers) or None,
+        )
+
+
+def fixed_batches(session: Any, batch: np.ndarray) -> list[np.ndarray]:
+    """``batch`` as the session takes it: whole, or cut to the one batch size a model was exported
+    for (a remainder is left out)."""
+    dim = session.get_inputs()[0].shape[0]
+    step = dim if isinstance(dim, int) and dim > 0 else len(batch)
+    return [batch[s : s + step] for s in range(0, len(batch) - step + 1, step)]

@@ -109,11 +109,31 @@ def save_cache(
         "calibration_set_hash": str(calib_hash),
         "tensors": [{"name": r.name, "lo": float(r.lo), "hi": float(r.hi)} for r in result.ranges.values()],
     }
-    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
     target = Path(path)
+    data.update(_derived(target, data))
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
     with atomic_path(target, suffix=".json.tmp") as tmp:
         tmp.write_text(text, encoding="utf-8")
     return target
+
+
+#: What a cache keeps besides the ranges, derived from them (bias corrections, learned rounding).
+_DERIVED = ("bias_corrections", "learned_rounding")
+
+
+def _derived(path: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the cache at ``path`` derived from the very ranges ``data`` holds (same model, images,
+    method, settings and ranges): kept when calibration runs again, so a rerun of an interrupted
+    quantize finds the layers it finished. Anything else, or an unreadable file, keeps nothing."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    same = ["format", "version", "method", "settings", "num_images", "model_sha256", "calibration_set_hash"]
+    same.append("tensors")
+    if not isinstance(old, dict) or any(old.get(k) != data.get(k) for k in same):
+        return {}
+    return {k: old[k] for k in _DERIVED if k in old}
 
 
 def load_cache(

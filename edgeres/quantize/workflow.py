@@ -19,6 +19,7 @@ from edgeres.data.holdout import TrainingSplit
 from edgeres.errors import UsageError
 from edgeres.loading import LoadedModel, MetaOverrides, load_model
 from edgeres.metadata import ModelMeta
+from edgeres.quantize.adaround import ROUNDINGS, Rounding, RoundingSettings
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.selection import Selection, select_images
 from edgeres.quantize.settings import CalibrationSettings, Method, get_method
@@ -85,6 +86,10 @@ class QuantizeOptions:
     exclude: tuple[str, ...] = ()
     #: Bits of the cpu layout's weights (``--weight-bits``): auto, 8 or 7; see :data:`WeightBits`.
     weight_bits: WeightBitsChoice = DEFAULT_WEIGHT_BITS
+    #: How weights round to integers (``--rounding``): "nearest", or "adaround", learned layer by
+    #: layer on the calibration images (see :mod:`edgeres.quantize.adaround`) with ``rounding_settings``.
+    rounding: Rounding = "nearest"
+    rounding_settings: RoundingSettings = field(default_factory=RoundingSettings)
 
     def __post_init__(self) -> None:
         d = self.max_drop
@@ -99,6 +104,8 @@ class QuantizeOptions:
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"{flag} must be a whole number of at least 1, got {n!r}")
         weight_bits(self.weight_bits)  # a UsageError for anything but auto, 8 or 7
+        if self.rounding not in ROUNDINGS:
+            raise UsageError(f"--rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
         if self.calib is None and (self.calib_cache is None or not Path(self.calib_cache).exists()):
             raise UsageError("give calibration images with --calib, or an existing --calib-cache")
 
@@ -140,6 +147,8 @@ class TargetReport:
     #: What bias correction did (:meth:`BiasCorrection.to_dict`), when it ran.
     bias_correction: dict[str, Any] | None = None
     weight_bits: int = 8
+    #: What learned rounding did (:meth:`LearnedRounding.to_dict`), when it ran.
+    rounding: dict[str, Any] | None = None
     #: Why the accuracy measured here differs from the model's elsewhere (saturating CPU kernels).
     caveat: str | None = None
 
@@ -308,13 +317,13 @@ def write_targets(
                 fp32, calibration.ranges, target, selection, meta, tuning_options(opts), fixed=manual
             )
             exclude = manual + tuned
-        corrected = qdq = None
-        if opts.bias_correction is not False:
-            from edgeres.quantize.bias_step import bias_corrected
+        corrected = qdq = rounded = None
+        if opts.bias_correction is not False or opts.rounding != "nearest":
+            from edgeres.quantize.refine_step import refined
 
-            done = bias_corrected(fp32, path, calibration, target, meta, selection, exclude, opts, bits)
+            done = refined(fp32, path, calibration, target, meta, selection, exclude, opts, bits)
             if done is not None:
-                qdq, corrected = done
+                qdq, corrected, rounded = done
         if qdq is None:
             qdq = write_qdq(
                 fp32, calibration.ranges, target, path, exclude_nodes=exclude, calibration=recorded,
@@ -330,6 +339,7 @@ def write_targets(
                 sensitivity=sensitivity,
                 bias_correction=corrected,
                 weight_bits=bits,
+                rounding=rounded,
             )
         )
     return tuple(reports)

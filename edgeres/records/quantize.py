@@ -70,6 +70,73 @@ class BiasCorrectionRecord:
 
 
 @dataclass(frozen=True)
+class LayerRoundingRecord:
+    node: str
+    weights: int
+    #: Share of the weights rounded the other way than nearest.
+    flipped: float
+    #: Mean squared layer-output error per position, nearest and learned (None: from the cache).
+    error_nearest: float | None = None
+    error_learned: float | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RoundingRecord:
+    """What learned rounding did for one INT8 model: layers, images, time, how much it changed."""
+
+    method: str
+    layers: int
+    images: int
+    seconds: float
+    flipped: float
+    #: Share of the summed layer-output error of nearest rounding that learned rounding removed.
+    error_reduction: float | None = None
+    #: Layers whose integers came from the calibration cache.
+    reused_layers: int = 0
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    per_layer: tuple[LayerRoundingRecord, ...] = ()
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> RoundingRecord:
+        return cls.read(Fields(dict(d), "rounding."))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["settings"] = dict(self.settings)
+        d["per_layer"] = [r.to_dict() for r in self.per_layer]
+        return d
+
+    @classmethod
+    def read(cls, f: Fields) -> RoundingRecord:
+        per_layer = tuple(
+            LayerRoundingRecord(
+                node=layer.required_text("node"),
+                weights=layer.required_integer("weights"),
+                flipped=layer.number("flipped") or 0.0,
+                error_nearest=layer.number("error_nearest"),
+                error_learned=layer.number("error_learned"),
+                seconds=layer.number("seconds") or 0.0,
+            )
+            for layer in f.objects("per_layer")
+        )
+        return cls(
+            method=f.required_text("method"),
+            layers=f.required_integer("layers"),
+            images=f.required_integer("images"),
+            seconds=f.number("seconds") or 0.0,
+            flipped=f.number("flipped") or 0.0,
+            error_reduction=f.number("error_reduction"),
+            reused_layers=f.integer("reused_layers", 0) or 0,
+            settings=dict(f.mapping("settings")),
+            per_layer=per_layer,
+        )
+
+
+@dataclass(frozen=True)
 class TargetRecord:
     """One INT8 model: its layout (cpu, tensorrt), file, what stayed float, and its accuracy."""
 
@@ -90,6 +157,8 @@ class TargetRecord:
     weight_bits: int = 8
     #: Why the accuracy measured here differs from the model's elsewhere (see eval records).
     caveat: str | None = None
+    #: Learned rounding, where it ran (None: nearest).
+    rounding: RoundingRecord | None = None
 
     @classmethod
     def of(cls, t: TargetReport) -> TargetRecord:
@@ -107,6 +176,7 @@ class TargetRecord:
             bias_correction=BiasCorrectionRecord.of(t.bias_correction) if t.bias_correction else None,
             weight_bits=int(t.weight_bits),
             caveat=t.caveat,
+            rounding=RoundingRecord.of(t.rounding) if t.rounding else None,
         )
 
     def without_accuracy(self) -> TargetRecord:
@@ -129,6 +199,7 @@ class TargetRecord:
             "bias_correction": self.bias_correction.to_dict() if self.bias_correction else None,
             "weight_bits": self.weight_bits,
             "caveat": self.caveat,
+            "rounding": self.rounding.to_dict() if self.rounding else None,
         }
 
     @classmethod
@@ -154,6 +225,7 @@ class TargetRecord:
             ),
             weight_bits=f.integer("weight_bits", 8) or 8,
             caveat=f.text("caveat"),
+            rounding=RoundingRecord.read(f.sub("rounding")) if f.raw("rounding") else None,
         )
 
 

@@ -159,7 +159,8 @@ def test_the_written_int8_model_carries_the_correction(
     """In the first conv (whose input no correction changes), int8 output means match float weights'."""
     import onnx
 
-    from edgeres.quantize.bias_correction import _quantized_layers, write_bias_corrected
+    from edgeres.quantize.bias_correction import _quantized_layers
+    from edgeres.quantize.refine import write_bias_corrected
 
     out = tmp_path / f"m.{target}.onnx"
     qdq, done = write_bias_corrected(
@@ -216,7 +217,7 @@ def test_a_model_without_int8_weights_is_refused(quantized: Quantized, tmp_path:
 
 
 def test_an_interrupted_correction_leaves_nothing_behind(quantized: Quantized, tmp_path: Path) -> None:
-    from edgeres.quantize.bias_correction import write_bias_corrected
+    from edgeres.quantize.refine import write_bias_corrected
 
     def interrupted():
         yield from (b for i, b in enumerate(_reader(quantized.data)) if i < 2)
@@ -366,7 +367,7 @@ def test_convs_followed_by_batchnorm_get_the_corrections_of_their_folded_twin(
     """The float weights compared with the int8 ones are those ONNX Runtime quantizes (BN folded)."""
     import onnx
 
-    from edgeres.quantize.bias_correction import write_bias_corrected
+    from edgeres.quantize.refine import write_bias_corrected
 
     twin = _with_batchnorm(quantized.fp32, tmp_path / "bn.onnx")
     assert sum(n.op_type == "BatchNormalization" for n in onnx.load(str(twin)).graph.node) == 19
