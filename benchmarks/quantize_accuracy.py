@@ -11,6 +11,8 @@ targets), evaluating on the images held out from calibration (the validation spl
 ``--bias-correction both`` quantizes each checkpoint twice, without and with bias correction,
 from the same calibration images (the same seed), so the two rows differ only by it.
 ``--weight-bits both`` adds the cpu layout with 7-bit weights (the tensorrt layout has 8 only).
+``--rounding both`` adds learned rounding (``--rounding adaround``) to every row's settings; its
+time is the ``seconds`` column (the whole quantize call, evaluation included).
 Accuracy is measured on ONNX Runtime's CPU kernels on this machine; on an x86 CPU without VNNI
 they saturate 8-bit cpu-layout sums (the table's caveat column says so), see
 ``benchmarks/cpu_layout_formats.py`` for the same models computed exactly.
@@ -25,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgeres.quantize.adaround import RoundingSettings
 from edgeres.quantize.settings import CalibrationSettings
 from edgeres.quantize.workflow import QuantizeOptions, quantize
 from edgeres.report.tables import signed
@@ -43,25 +46,36 @@ def main() -> None:
         "--bias-correction", choices=("off", "on", "both"), default="off", help="Without, with, or both."
     )
     parser.add_argument("--weight-bits", choices=("8", "7", "both"), default="8")
+    parser.add_argument("--rounding", choices=("nearest", "adaround", "both"), default="nearest")
+    parser.add_argument("--iterations", type=int, default=None, help="Adam steps per layer for adaround.")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--target", choices=("cpu", "tensorrt", "all"), help="[default: all for 8 bits]")
     parser.add_argument("--out", type=Path, help="Write the results as JSON.")
     args = parser.parse_args()
     corrections = {"off": (False,), "on": (True,), "both": (False, True)}[args.bias_correction]
     widths = {"8": (8,), "7": (7,), "both": (8, 7)}[args.weight_bits]
+    roundings = ("nearest", "adaround") if args.rounding == "both" else (args.rounding,)
+    learned = RoundingSettings() if args.iterations is None else RoundingSettings(iterations=args.iterations)
 
     rows = []
-    runs = ((c, b, w) for c in args.checkpoints for b in corrections for w in widths)
-    for ckpt, corrected, bits in runs:
+    if args.target == "tensorrt":
+        widths = (8,)  # the tensorrt layout has 8-bit weights only
+    runs = ((c, b, w, r) for c in args.checkpoints for r in roundings for b in corrections for w in widths)
+    for ckpt, corrected, bits, rounding in runs:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             options = QuantizeOptions(
                 calib=args.data,
-                target="all" if bits == 8 else "cpu",
+                target=("cpu" if bits == 7 else (args.target or "all")),
                 settings=CalibrationSettings(method=args.method),
                 calib_size=args.calib_size,
                 eval_data=args.data,
                 progress=False,
                 bias_correction=corrected,
                 weight_bits=bits,
+                rounding=rounding,
+                rounding_settings=learned,
+                threads=args.threads,
             )
             report = quantize(ckpt, Path(tmp) / "q.onnx", options)
             seconds = time.perf_counter() - start
@@ -71,6 +85,8 @@ def main() -> None:
                     "model": f"{report.meta.arch} ({ckpt})",
                     "target": t.target,
                     "bias_correction": corrected,
+                    "rounding": rounding,
+                    "rounding_seconds": (t.rounding or {}).get("seconds"),
                     "weight_bits": t.weight_bits,
                     "caveat": t.caveat,
                     "method": report.method,
@@ -86,17 +102,18 @@ def main() -> None:
             )
     width = max([len("model"), *(len(r["model"]) for r in rows)]) + 2
     print(
-        f"{'model':<{width}}{'target':<10}{'bits':>5}{'bias corr.':>11}{'images':>7}{'FP32':>9}{'INT8':>9}"
-        f"{'Δ top-1':>9}{'agree':>9}{'flips':>7}  caveat"
+        f"{'model':<{width}}{'target':<10}{'bits':>5}{'rounding':>10}{'bias corr.':>11}{'images':>7}"
+        f"{'FP32':>9}{'INT8':>9}{'Δ top-1':>9}{'agree':>9}{'flips':>7}  caveat"
     )
     for r in rows:
         flips = round((1 - r["agreement"]) * r["eval_images"])
         print(
-            f"{r['model']:<{width}}{r['target']:<10}{r['weight_bits']:>5}"
+            f"{r['model']:<{width}}{r['target']:<10}{r['weight_bits']:>5}{r['rounding']:>10}"
             f"{'on' if r['bias_correction'] else 'off':>11}"
             f"{r['eval_images']:>7}{100 * r['fp32_top1']:>8.2f}%{100 * r['int8_top1']:>8.2f}%"
             f"{signed(-r['drop_points']):>9}{100 * r['agreement']:>8.2f}%{flips:>7}"
             f"  {'saturates here' if r['caveat'] else '-'}"
+            + (f"  (rounding {r['rounding_seconds']:.0f} s)" if r["rounding_seconds"] else "")
         )
     if args.out:
         machine = collect()

@@ -37,6 +37,22 @@ def test_targets_are_read_from_the_target_table() -> None:
     assert _choices("pipeline", "target") == TARGET_CHOICES
 
 
+def test_rounding_names_are_read_from_their_owner() -> None:
+    from edgeres.errors import UsageError
+    from edgeres.pipeline.settings import QuantizeSettings
+    from edgeres.quantize.adaround import ROUNDINGS
+    from edgeres.quantize.workflow import QuantizeOptions
+
+    assert _choices("quantize", "rounding") == ROUNDINGS == ("nearest", "adaround")
+    for name in ROUNDINGS:
+        assert QuantizeSettings(rounding=name).rounding == name
+        assert QuantizeOptions(calib="digits", rounding=name).rounding == name  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"quantize\.rounding"):
+        QuantizeSettings(rounding="stochastic")
+    with pytest.raises(UsageError, match="--rounding must be one of nearest, adaround"):
+        QuantizeOptions(calib="digits", rounding="stochastic")  # type: ignore[arg-type]
+
+
 def test_stage_names_are_the_stage_definitions() -> None:
     from edgeres.pipeline.run import STAGE_DEFS
     from edgeres.pipeline.settings import SKIPPABLE_STAGES, STAGES

@@ -172,10 +172,14 @@ def set_layer_integers(qdq: Any, layer: RoundingLayer, q: np.ndarray) -> None:
     moved = [layer.shape[layer.axis], *[d for i, d in enumerate(layer.shape) if i != layer.axis]]
     ints = np.moveaxis(q.astype(np.int8).reshape(moved), 0, layer.axis)
     name = f"{layer.node}.learned_rounding"
-    kept = [t for t in qdq.graph.initializer if t.name != name]
-    del qdq.graph.initializer[:]
-    qdq.graph.initializer.extend(kept)
-    qdq.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(ints), name))
+    tensor = numpy_helper.from_array(np.ascontiguousarray(ints), name)
+    # replaced in place, never by rebuilding the list: protobuf frees a removed message's memory
+    # only with the whole model, so a rebuilt list would keep a copy of every weight per layer
+    same = next((t for t in qdq.graph.initializer if t.name == name), None)
+    if same is not None:
+        same.CopyFrom(tensor)
+    else:
+        qdq.graph.initializer.append(tensor)
     dq.input[0] = name
 
 
@@ -256,31 +260,59 @@ def layer_samples(
     """
     import torch
 
-    q_session = cpu_session(_truncated(qdq, [layer.data]), disabled_optimizers, threads)
-    f_session = cpu_session(_truncated(fp32, [layer.output]), (), threads)
+    q_session = cpu_session(_truncated(qdq, [layer.data]), disabled_optimizers, threads, arena=False)
+    f_session = cpu_session(_truncated(fp32, [layer.output]), (), threads, arena=False)
     total = sum(len(b) for b in images)
     per_image = max(1, max_patches // max(1, total))
     rng = np.random.default_rng([seed, layer_index])
-    xs, ys = [], []
+    xs = ys = None
+    row = 0
     for batch in images:
-        for part in fixed_batches(q_session, batch):
+        for part in _small(fixed_batches(q_session, batch), q_session):
             x = q_session.run([layer.data], {q_session.get_inputs()[0].name: part})[0]
             y = f_session.run([layer.output], {f_session.get_inputs()[0].name: part})[0]
-            patches = _patches(layer, x)  # (n, positions, inputs)
             y_t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).reshape(
                 len(part), y.shape[1], -1
             )
-            positions = patches.shape[1]
-            if positions != y_t.shape[2]:
-                raise EdgeresError(
-                    f"learned rounding: the input patches of {layer.node} ({positions} positions) do not "
-                    f"match its output ({y_t.shape[2]} positions)"
-                )
+            positions = y_t.shape[2]
             take = min(per_image, positions)
-            for i in range(len(part)):
-                pick = torch.from_numpy(np.sort(rng.choice(positions, take, replace=False)))
-                xs.append(patches[i, pick])
-                ys.append(y_t[i][:, pick].T)
-    if not xs:
+            # a few images at a time: a whole batch's patches can be GBs
+            inputs = (
+                int(np.prod(x.shape[1:2])) * int(np.prod(layer.shape[2:]))
+                if layer.op == "Conv"
+                else x[0].size
+            )
+            chunk = max(1, (64 << 20) // max(1, 4 * positions * inputs))
+            for s in range(0, len(part), chunk):
+                patches = _patches(layer, x[s : s + chunk])  # (n, positions, inputs)
+                n = patches.shape[0]
+                if patches.shape[1] != positions:
+                    raise EdgeresError(
+                        f"learned rounding: the input patches of {layer.node} ({patches.shape[1]} "
+                        f"positions) do not match its output ({positions} positions)"
+                    )
+                if xs is None or ys is None:  # filled in place: no second copy to concatenate
+                    xs = torch.empty(total * take, patches.shape[2])
+                    ys = torch.empty(total * take, y_t.shape[1])
+                pick = torch.from_numpy(
+                    np.sort(np.stack([rng.choice(positions, take, replace=False) for _ in range(n)]), axis=1)
+                )
+                rows = torch.arange(n)[:, None]
+                xs[row : row + n * take] = patches[rows, pick].reshape(n * take, -1)
+                ys[row : row + n * take] = y_t[s : s + n].transpose(1, 2)[rows, pick].reshape(n * take, -1)
+                row += n * take
+    if xs is None or ys is None or row == 0:
         raise EdgeresError("learned rounding got no calibration images")
-    return torch.cat(xs), torch.cat(ys)
+    return xs[:row], ys[:row]
+
+
+#: Images per ONNX Runtime run: activations of a ResNet-50 at 224 take about 30 MB an image.
+_RUN_IMAGES = 8
+
+
+def _small(parts: list[np.ndarray], session: Any) -> list[np.ndarray]:
+    """``parts`` cut to at most :data:`_RUN_IMAGES` images a run (a fixed-batch model's as they are)."""
+    dim = session.get_inputs()[0].shape[0]
+    if isinstance(dim, int) and dim > 0:
+        return parts
+    return [p[s : s + _RUN_IMAGES] for p in parts for s in range(0, len(p), _RUN_IMAGES)]

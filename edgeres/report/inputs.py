@@ -324,6 +324,20 @@ def _calibration(record: QuantizeRecord) -> tuple[tuple[str, str], ...]:
         if t.bias_correction is not None
     ]
     pairs.append(("bias correction", "; ".join(corrected) if corrected else "off"))
+    rounded = [
+        f"{t.target}: learned ({t.rounding.method}), {t.rounding.layers} layers on {t.rounding.images} "
+        "images, "
+        f"{100 * t.rounding.flipped:.1f}% of weights rounded the other way"
+        + (
+            f", layer output error {100 * t.rounding.error_reduction:.0f}% lower"
+            if t.rounding.error_reduction is not None
+            else ""
+        )
+        + (f" ({t.rounding.reused_layers} layers from the cache)" if t.rounding.reused_layers else "")
+        for t in record.targets
+        if t.rounding is not None
+    ]
+    pairs.append(("weight rounding", "; ".join(rounded) if rounded else "nearest"))
     if record.method_scores:
         scores = ", ".join(f"{k} {v:.4g}" for k, v in record.method_scores)
         pairs.append(("calibration methods tried", scores))

@@ -99,7 +99,7 @@ def test_a_killed_run_leaves_no_model_and_a_rerun_resumes_from_the_finished_laye
     cache = tmp_path / "m.calib.json"
     args = [sys.executable, "-m", "edgeres", "quantize", str(fragile_model.fp32), "--calib",
             fragile_model.data, "--calib-size", "96", "--target", "cpu", "--rounding", "adaround",
-            "--rounding-iterations", "300", "--no-progress", "-o", str(out)]  # fmt: skip
+            "--rounding-iterations", "150", "--no-progress", "-o", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     finished = 0

@@ -209,3 +209,17 @@ def test_the_report_says_what_bias_correction_and_weight_bits_did(tmp_path: Path
     assert provenance["quantize targets"] == "cpu (7-bit weights), tensorrt"
     plain = handmade.quantize(tmp_path / "p.json", "m.onnx", [{"target": "cpu", "path": "m.int8.onnx"}])
     assert load_results([plain]).to_dict()["provenance"]["bias correction"] == "off"
+    assert load_results([plain]).to_dict()["provenance"]["weight rounding"] == "nearest"
+
+
+def test_the_report_says_what_learned_rounding_did(tmp_path: Path) -> None:
+    rounding = {"method": "adaround", "layers": 20, "images": 512, "seconds": 95.0, "flipped": 0.123,
+                "error_reduction": 0.31, "reused_layers": 4}  # fmt: skip
+    targets = [{"target": "tensorrt", "path": "m.int8.tensorrt.onnx", "rounding": rounding}]
+    data = load_results([handmade.quantize(tmp_path / "q.json", "m.onnx", targets)])
+    assert data.to_dict()["provenance"]["weight rounding"] == (
+        "tensorrt: learned (adaround), 20 layers on 512 images, 12.3% of weights rounded the other way, "
+        "layer output error 31% lower (4 layers from the cache)"
+    )
+    md = render_markdown(data).replace("\\", "")
+    assert "- weight rounding: tensorrt: learned (adaround), 20 layers" in md
