@@ -184,6 +184,8 @@ def learn_layer(
         q = torch.where(fixed, nearest, torch.clamp(floor + up, layer.qmin, layer.qmax))
         before = _error(layer, x, target, nearest * scale, bias)
         after = _error(layer, x, target, q * scale, bias)
+        if after > before:  # never worse than nearest on the layer's own samples
+            q, after = nearest, before
     ints = q.numpy().astype(np.int32)
     record = LayerRounding(
         node=layer.node,

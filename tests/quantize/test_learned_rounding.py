@@ -178,3 +178,27 @@ def test_the_weights_that_set_a_channel_scale_keep_their_integer() -> None:
     np.testing.assert_array_equal(q[:, 3], 127)
     assert layer.fixed[:, 3].all() and layer.fixed.sum() == channels
     assert record.flipped > 0  # the other weights did move, so the test could have seen it
+
+
+def test_a_layer_whose_learned_rounding_is_worse_keeps_nearest() -> None:
+    """Too few steps to settle: the result may be worse than nearest, and is then not used."""
+    import torch
+
+    from edgeres.quantize.adaround import RoundingSettings, learn_layer
+    from edgeres.quantize.adaround_data import RoundingLayer
+
+    rng = np.random.default_rng(1)
+    w = rng.uniform(-1, 1, (8, 32))
+    scale = (np.abs(w).max(axis=1) / 127).astype(np.float32)
+    layer = RoundingLayer(
+        node="fc", op="Gemm", data="x", output="y", w=w, shape=(8, 32), axis=0, scale=scale,
+        qmin=-127, qmax=127, bias=np.zeros(8), attrs={"transB": 1}, relu=False, weight="w",
+    )  # fmt: skip
+    x = torch.from_numpy(rng.normal(size=(2048, 32)).astype(np.float32))
+    y = x @ torch.from_numpy(w.astype(np.float32)).T
+    # a huge step size on few steps scatters the rounding: worse than nearest for the exact target
+    q, record = learn_layer(layer, x, y, RoundingSettings(iterations=3, lr=50.0, warmup=0.0), 0)
+    assert record.error_learned is not None and record.error_nearest is not None
+    assert record.error_learned <= record.error_nearest
+    np.testing.assert_array_equal(q, layer.nearest)
+    assert record.flipped == 0.0
