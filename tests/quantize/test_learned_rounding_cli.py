@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.quantize.conftest import FragileModel
 
@@ -132,3 +133,25 @@ def test_a_killed_run_leaves_no_model_and_a_rerun_resumes_from_the_finished_laye
     assert out.exists()
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["m.calib.json", "m.onnx"], left
+
+
+@pytest.mark.parametrize("damage", ["not base64 !", "AAAA"])
+def test_a_damaged_rounding_entry_in_the_cache_is_a_one_line_error(
+    fragile_model: FragileModel, tmp_path: Path, run_cli, damage: str
+) -> None:
+    """Bits that are not base64, or too few for the layer's weights: refused, nothing written."""
+    out = tmp_path / "m.onnx"
+    base = ["quantize", str(fragile_model.fp32), "--target", "cpu", *FAST]
+    r = run_cli(*base, "--calib", fragile_model.data, "--calib-size", "96", "-o", str(out))
+    assert r.code == 0, r.err
+    cache = tmp_path / "m.calib.json"
+    data = json.loads(cache.read_text())
+    (entry,) = data["learned_rounding"].values()
+    first = next(iter(entry["layers"].values()))
+    first["bits"] = damage
+    cache.write_text(json.dumps(data))
+    again = tmp_path / "again.onnx"
+    r = run_cli(*base, "--calib-cache", str(cache), "-o", str(again))
+    assert r.code == 1 and r.err.count("\n") == 1, r.err
+    assert "learned rounding" in r.err and "run quantize again with --calib" in r.err
+    assert not again.exists()
