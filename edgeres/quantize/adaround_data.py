@@ -5,25 +5,22 @@ A layer is a quantized Conv (2-D) or Gemm of the Q/DQ model with symmetric weigh
 float weights come from the prepared float model (:func:`edgeres.quantize.qdq.prepare_onnx`,
 BatchNorm folded), its scales and integer range from the Q/DQ model's weight DequantizeLinear.
 
-:func:`layer_samples` runs the Q/DQ model (as the target runs it: ``disabled_optimizers``) and
-the float model, each cut down to what the layer needs, over the calibration images, and keeps
-for at most ``max_patches`` output positions the layer's input patch (from the Q/DQ model, whose
-earlier layers are already rounded) and its FP32 output. Positions are drawn per image with a
-seeded generator, so a rerun samples the same ones; memory is bounded whatever the image size.
+:func:`patch_rows` cuts a layer's input into the patches of the sampled output positions, as
+ONNX Runtime's Conv reads them; :mod:`edgeres.quantize.adaround_walk` runs the models and draws
+the positions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edgeres.errors import EdgeresError
-from edgeres.quantize.bias_means import cpu_session, fixed_batches
 
-__all__ = ["RoundingLayer", "layer_samples", "rounding_layers", "set_layer_integers"]
+__all__ = ["RoundingLayer", "patch_rows", "rounding_layers", "set_layer_integers"]
 
 
 @dataclass(frozen=True)
@@ -183,43 +180,6 @@ def set_layer_integers(qdq: Any, layer: RoundingLayer, q: np.ndarray) -> None:
     dq.input[0] = name
 
 
-def _truncated(model: Any, outputs: Sequence[str]) -> Any:
-    """A copy of ``model`` that computes only ``outputs`` (ONNX Runtime runs every node otherwise)."""
-    import onnx
-    from onnx import helper
-
-    producers = {o: n for n in model.graph.node for o in n.output}
-    keep: set[int] = set()
-    needed = list(outputs)
-    seen: set[str] = set()
-    index = {id(n): i for i, n in enumerate(model.graph.node)}
-    while needed:
-        name = needed.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        node = producers.get(name)
-        if node is None or index[id(node)] in keep:
-            continue
-        keep.add(index[id(node)])
-        needed.extend(i for i in node.input if i)
-        for attr in node.attribute:  # a subgraph's outer-scope names
-            if attr.type == onnx.AttributeProto.GRAPH:
-                needed.extend(i for n in attr.g.node for i in n.input if i)
-    cut = onnx.ModelProto()
-    cut.CopyFrom(model)
-    nodes = [n for i, n in enumerate(model.graph.node) if i in keep]
-    del cut.graph.node[:]
-    cut.graph.node.extend(nodes)
-    used = {i for n in nodes for i in n.input} | seen
-    inits = [t for t in model.graph.initializer if t.name in used]
-    del cut.graph.initializer[:]
-    cut.graph.initializer.extend(inits)
-    del cut.graph.output[:]
-    cut.graph.output.extend(helper.make_empty_tensor_value_info(o) for o in outputs)
-    return cut
-
-
 def _patches(layer: RoundingLayer, x: np.ndarray) -> Any:
     """The input patches of every output position, as a (images, positions, inputs) float32 tensor."""
     import torch
@@ -240,79 +200,22 @@ def _patches(layer: RoundingLayer, x: np.ndarray) -> Any:
     return cols.transpose(1, 2)
 
 
-def layer_samples(
-    qdq: Any,
-    fp32: Any,
-    layer: RoundingLayer,
-    images: Sequence[np.ndarray],
-    *,
-    max_patches: int,
-    seed: int,
-    layer_index: int,
-    disabled_optimizers: Sequence[str] = (),
-    threads: int | None = None,
-) -> tuple[Any, Any]:
-    """``(inputs, targets)``: float32 tensors (patches, inputs per patch) and (patches, channels).
-
-    ``images`` are batches of model inputs (NCHW float32); ``qdq`` is the partly rounded Q/DQ
-    model, ``fp32`` the prepared float model (both ModelProto). A model exported for a fixed
-    batch size is fed batches of that size.
-    """
+def patch_rows(layer: RoundingLayer, x: np.ndarray, pick: np.ndarray, positions: int) -> Any:
+    """``layer``'s input patches of the images ``x`` at the output positions ``pick`` (images, take):
+    a float32 tensor (images * take, inputs per patch), in image order."""
     import torch
 
-    q_session = cpu_session(_truncated(qdq, [layer.data]), disabled_optimizers, threads, arena=False)
-    f_session = cpu_session(_truncated(fp32, [layer.output]), (), threads, arena=False)
-    total = sum(len(b) for b in images)
-    per_image = max(1, max_patches // max(1, total))
-    rng = np.random.default_rng([seed, layer_index])
-    xs = ys = None
-    row = 0
-    for batch in images:
-        for part in _small(fixed_batches(q_session, batch), q_session):
-            x = q_session.run([layer.data], {q_session.get_inputs()[0].name: part})[0]
-            y = f_session.run([layer.output], {f_session.get_inputs()[0].name: part})[0]
-            y_t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).reshape(
-                len(part), y.shape[1], -1
+    inputs = x.shape[1] * int(np.prod(layer.shape[2:])) if layer.op == "Conv" else int(np.prod(x.shape[1:]))
+    chunk = max(1, (64 << 20) // max(1, 4 * positions * inputs))  # a whole batch's patches can be GBs
+    rows = []
+    for s in range(0, len(x), chunk):
+        patches = _patches(layer, x[s : s + chunk])  # (n, positions, inputs)
+        if patches.shape[1] != positions:
+            raise EdgeresError(
+                f"learned rounding: the input patches of {layer.node} ({patches.shape[1]} positions) "
+                f"do not match its output ({positions} positions)"
             )
-            positions = y_t.shape[2]
-            take = min(per_image, positions)
-            # a few images at a time: a whole batch's patches can be GBs
-            inputs = (
-                int(np.prod(x.shape[1:2])) * int(np.prod(layer.shape[2:]))
-                if layer.op == "Conv"
-                else x[0].size
-            )
-            chunk = max(1, (64 << 20) // max(1, 4 * positions * inputs))
-            for s in range(0, len(part), chunk):
-                patches = _patches(layer, x[s : s + chunk])  # (n, positions, inputs)
-                n = patches.shape[0]
-                if patches.shape[1] != positions:
-                    raise EdgeresError(
-                        f"learned rounding: the input patches of {layer.node} ({patches.shape[1]} "
-                        f"positions) do not match its output ({positions} positions)"
-                    )
-                if xs is None or ys is None:  # filled in place: no second copy to concatenate
-                    xs = torch.empty(total * take, patches.shape[2])
-                    ys = torch.empty(total * take, y_t.shape[1])
-                pick = torch.from_numpy(
-                    np.sort(np.stack([rng.choice(positions, take, replace=False) for _ in range(n)]), axis=1)
-                )
-                rows = torch.arange(n)[:, None]
-                xs[row : row + n * take] = patches[rows, pick].reshape(n * take, -1)
-                ys[row : row + n * take] = y_t[s : s + n].transpose(1, 2)[rows, pick].reshape(n * take, -1)
-                row += n * take
-    if xs is None or ys is None or row == 0:
-        raise EdgeresError("learned rounding got no calibration images")
-    return xs[:row], ys[:row]
-
-
-#: Images per ONNX Runtime run: activations of a ResNet-50 at 224 take about 30 MB an image.
-_RUN_IMAGES = 8
-
-
-def _small(parts: list[np.ndarray], session: Any) -> list[np.ndarray]:
-    """``parts`` cut to at most :data:`_RUN_IMAGES` images a run (a fixed-batch model's as they are)."""
-    dim = session.get_inputs()[0].shape[0]
-    if isinstance(dim, int) and dim > 0:
-        return parts
-    return [p[s : s + _RUN_IMAGES] for p in parts for s in range(0, len(p), _RUN_IMAGES)]
+        n = patches.shape[0]
+        taken = patches[torch.arange(n)[:, None], torch.from_numpy(pick[s : s + n])]
+        rows.append(taken.reshape(n * pick.shape[1], -1))
+    return torch.cat(rows)

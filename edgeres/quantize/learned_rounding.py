@@ -31,7 +31,8 @@ from edgeres.quantize.adaround import (
     integers_from_bits,
     learn_layer,
 )
-from edgeres.quantize.adaround_data import RoundingLayer, layer_samples, rounding_layers, set_layer_integers
+from edgeres.quantize.adaround_data import RoundingLayer, rounding_layers, set_layer_integers
+from edgeres.quantize.adaround_walk import LayerSampler
 
 __all__ = ["LearnedRounding", "NothingToRound", "check_integers", "learn_rounding", "qmax_for"]
 
@@ -134,6 +135,11 @@ def learn_rounding(
     torch_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)  # global: restored after
+    wanted = [i for i, layer in enumerate(layers) if layer.node not in stored]
+    sampler = LayerSampler(
+        qdq, fp32, layers, images, max_patches=[_max_patches(layer, settings) for layer in layers],
+        wanted=wanted, seed=settings.seed, disabled_optimizers=disabled_optimizers, threads=threads,
+    )  # fmt: skip
     try:
         for i, layer in enumerate(layers):
             if layer.node in stored:
@@ -141,27 +147,28 @@ def learn_rounding(
                 records.append(LayerRounding(layer.node, int(q.size), _flipped(layer, q), None, None, 0.0, 0))
                 reused += 1
             else:
-                x, y = layer_samples(
-                    qdq, fp32, layer, images, max_patches=_max_patches(layer, settings), seed=settings.seed,
-                    layer_index=i, disabled_optimizers=disabled_optimizers, threads=threads,
-                )  # fmt: skip
+                fetch = time.perf_counter()
+                x, y = sampler.samples(i)
+                fetch = time.perf_counter() - fetch
                 q, record = learn_layer(layer, x, y, settings, i)
                 del x, y
                 records.append(record)
                 log.debug(
-                    "learned rounding: %s, %d weights, %.1f%% flipped, error %.4g -> %.4g (%.1f s)",
+                    "learned rounding: %s, %d weights, %.1f%% flipped, error %.4g -> %.4g (%.1f + %.1f s)",
                     layer.node, record.weights, 100 * record.flipped, record.error_nearest,
-                    record.error_learned, record.seconds,
+                    record.error_learned, fetch, record.seconds,
                 )  # fmt: skip
             integers[layer.node] = q
             if on_layer is not None and layer.node not in stored:
                 on_layer(layer.node, bits_of(layer, q))
             set_layer_integers(qdq, layer, q)
-            _set_weights(fp32, layer, q, numpy_helper)
             bar.update(1)
     finally:
+        sampler.close()
         bar.close()
         torch.set_num_threads(torch_threads)
+    for layer in layers:  # only now: the FP32 targets come from the float model as given
+        _set_weights(fp32, layer, integers[layer.node], numpy_helper)
     with atomic_path(Path(output)) as tmp:
         onnx.save(fp32, str(tmp))
     result = LearnedRounding(

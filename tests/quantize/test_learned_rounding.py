@@ -96,15 +96,18 @@ def test_learned_integers_reconstruct_each_layer_better_than_nearest(
     import torch
 
     from edgeres.quantize.adaround import RoundingSettings, learn_layer
-    from edgeres.quantize.adaround_data import layer_samples, rounding_layers
+    from edgeres.quantize.adaround_data import rounding_layers
+    from edgeres.quantize.adaround_walk import LayerSampler
 
     fp32, qdq = onnx.load(str(plain["prepared"])), onnx.load(str(plain["qdq"]["cpu"]))
     layers = rounding_layers(fp32, qdq, 127)
     settings = RoundingSettings(iterations=200, batch=256, memory_mb=8)
     gains = []
-    for i in (0, 5, len(layers) - 1):  # the stem, a block's conv, the classifier (Gemm)
+    chosen = (0, 5, len(layers) - 1)  # the stem, a block's conv, the classifier (Gemm)
+    sampler = LayerSampler(qdq, fp32, layers, images, max_patches=[4000] * len(layers), wanted=chosen, seed=0)
+    for i in chosen:
         layer = layers[i]
-        x, y = layer_samples(qdq, fp32, layer, images, max_patches=4000, seed=0, layer_index=i)
+        x, y = sampler.samples(i)
         q, record = learn_layer(layer, x, y, settings, i)
         scale = torch.from_numpy(layer.scale)[:, None]
         bias = torch.from_numpy(layer.bias.astype(np.float32))
@@ -133,20 +136,61 @@ def test_sampled_patches_and_outputs_line_up_with_the_model(plain: dict, images:
     import onnx
     import torch
 
-    from edgeres.quantize.adaround_data import layer_samples, rounding_layers
+    from edgeres.quantize.adaround_data import rounding_layers
+    from edgeres.quantize.adaround_walk import LayerSampler
 
     fp32, qdq = onnx.load(str(plain["prepared"])), onnx.load(str(plain["qdq"]["cpu"]))
     inputs = {n.name: n.input[0] for n in fp32.graph.node}
     layers = rounding_layers(fp32, qdq, 127)
     strided = [layer for layer in layers if list(layer.attrs.get("strides", [1, 1])) != [1, 1]]
     assert strided
-    for i, layer in enumerate([layers[0], strided[0], layers[-1]]):
-        own = dataclasses.replace(layer, data=inputs[layer.node])
-        x, y = layer_samples(fp32, fp32, own, images, max_patches=2000, seed=0, layer_index=i)
+    own = [
+        dataclasses.replace(layer, data=inputs[layer.node]) for layer in (layers[0], strided[0], layers[-1])
+    ]
+    sampler = LayerSampler(fp32, fp32, own, images, max_patches=[2000] * 3, wanted=range(3), seed=0)
+    for i, layer in enumerate(own):
+        x, y = sampler.samples(i)
         assert x.shape[0] == y.shape[0] >= min(2000, len(images) * 1)
         w = torch.from_numpy(layer.w.astype(np.float32))
         out = x @ w.T * float(layer.attrs.get("alpha", 1.0)) + torch.from_numpy(layer.bias.astype(np.float32))
         np.testing.assert_allclose(out.numpy(), y.numpy(), rtol=1e-3, atol=1e-3 * float(y.abs().max()))
+
+
+def test_every_layer_learns_to_reproduce_the_float_model_as_given(
+    plain: dict, images: list[np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The targets of a later layer are the FP32 model's outputs, not those of a model whose
+    earlier weights already carry their integers, also when a rerun takes the first layers'
+    integers from the cache."""
+    import onnx
+
+    from edgeres.quantize import learned_rounding
+    from edgeres.quantize.adaround import RoundingSettings, bits_of
+    from edgeres.quantize.adaround_data import rounding_layers
+    from edgeres.quantize.adaround_walk import LayerSampler
+
+    fp32, qdq = onnx.load(str(plain["prepared"])), onnx.load(str(plain["qdq"]["cpu"]))
+    layers = rounding_layers(fp32, qdq, 127)
+    # cached integers rounded the other way than nearest: their weights differ from FP32's
+    stored = {layer.node: 1 - bits_of(layer, layer.nearest) for layer in layers[:5]}
+    seen: dict[str, np.ndarray] = {}
+    real = learned_rounding.learn_layer
+
+    def recording(layer, x, y, settings, index):  # type: ignore[no-untyped-def]
+        seen[layer.node] = y.numpy().copy()
+        return real(layer, x, y, settings, index)
+
+    monkeypatch.setattr(learned_rounding, "learn_layer", recording)
+    settings = RoundingSettings(**FAST)
+    done = learned_rounding.learn_rounding(
+        plain["prepared"], plain["qdq"]["cpu"], images, tmp_path / "r.onnx", settings=settings, stored=stored
+    )
+    assert done.reused_layers == 5 and len(seen) == 15
+    patches = [learned_rounding._max_patches(layer, settings) for layer in layers]
+    with LayerSampler(qdq, fp32, layers, images, max_patches=patches, wanted=[5, 19], seed=0) as pristine:
+        for k in (5, 19):
+            want = pristine.samples(k)[1].numpy()  # float32 sums of another graph: ulps apart
+            np.testing.assert_allclose(seen[layers[k].node], want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 def test_the_weights_that_set_a_channel_scale_keep_their_integer() -> None:
