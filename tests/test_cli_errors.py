@@ -7,7 +7,6 @@ machine failed. Every failure is one `error: ...` line on stderr, never a traceb
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.report import handmade
+from tests.tmpfs import mounted_tmpfs
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +121,8 @@ def test_the_report_names_the_file_and_the_wrong_field(
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: a real full disk (needs root and permission to mount)."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "64k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 WRITERS: dict[str, Callable[[dict[str, Path], Path], list[str]]] = {

@@ -32,7 +32,9 @@ def rounding_summary(r: dict[str, Any]) -> str:
         f"{r['layers']} layers on {r['images']} images{reused}, {100 * r['flipped']:.1f}% of weights rounded "
         "the other way than nearest"
         + (f", layer output error {100 * gain:.0f}% lower" if gain is not None else "")
-        + f" ({r['seconds']:.0f} s)"
+        + f" ({r['seconds']:.0f} s"
+        + (f", {r['temp_mb']:.0f} MB of temporary files" if r.get("temp_mb") else "")
+        + ")"
     )
 
 

@@ -63,7 +63,7 @@ class _Graph:
         for i, n in enumerate(self.nodes):
             graphs = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
             sub = [a for a in n.attribute if a.type in graphs]
-            outer = []
+            outer: list[str] = []
             for a in sub:  # a subgraph's outer-scope names are inputs too
                 for g in [a.g, *a.graphs]:
                     outer.extend(x for m in g.node for x in m.input if x in self.producer or x in self.inputs)
@@ -151,6 +151,7 @@ class _Store:
         self.folder = folder
         self.meta: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
         self.files: dict[str, Path] = {}
+        self.bytes = 0  # what the files hold now
         self._made = 0
 
     def append(self, name: str, rows: np.ndarray) -> None:
@@ -161,8 +162,15 @@ class _Store:
             self.meta[name] = (rows.dtype, rows.shape[1:])
         elif self.meta[name] != (rows.dtype, rows.shape[1:]):
             raise EdgeresError(f"learned rounding: {name} changes shape between images ({rows.shape[1:]})")
-        with open(self.files[name], "ab") as f:
-            rows.tofile(f)
+        try:
+            with open(self.files[name], "ab") as f:
+                f.write(rows.data)  # not ndarray.tofile: its errors do not say why (a full disk)
+        except OSError as e:
+            raise EdgeresError(
+                f"learned rounding: cannot keep activations in {self.folder}: {e.strerror or e}; "
+                "free space there or set TMPDIR to a folder on a larger disk"
+            ) from e
+        self.bytes += rows.nbytes
 
     def read(self, name: str, start: int, count: int) -> np.ndarray:
         dtype, shape = self.meta[name]
@@ -171,7 +179,9 @@ class _Store:
         return data.reshape(count, *shape)
 
     def drop(self, name: str) -> None:
-        self.files.pop(name).unlink(missing_ok=True)
+        path = self.files.pop(name)
+        self.bytes -= path.stat().st_size if path.exists() else 0
+        path.unlink(missing_ok=True)
         self.meta.pop(name)
 
 
@@ -201,6 +211,8 @@ class LayerSampler:
         self.targets: _Store | None = None
         self.picks: dict[int, np.ndarray] = {}
         self.positions: dict[int, int] = {}
+        #: The most the temporary files held at once (bytes): the frontier and the FP32 targets.
+        self.peak_bytes = 0
         dim = qdq.graph.input[0].type.tensor_type.shape.dim if qdq.graph.input else []
         fixed = len(dim) and dim[0].HasField("dim_value") and dim[0].dim_value > 0
         self.fixed = dim[0].dim_value if fixed else 0
@@ -244,7 +256,7 @@ class LayerSampler:
 
     def _chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(first row, images)``: the images, ``self.step`` at a time."""
-        row, carry = 0, []
+        row, carry = 0, list[np.ndarray]()
         for batch in self.images:
             s = 0
             while s < len(batch):
@@ -273,6 +285,11 @@ class LayerSampler:
                 pick = self._pick(k, y.shape[2])[row : row + len(part)]
                 taken = np.take_along_axis(y, pick[:, None, :], axis=2)  # (n, channels, take)
                 self.targets.append(f"layer{k}", taken.transpose(0, 2, 1).reshape(-1, y.shape[1]))
+            self._held()
+
+    def _held(self) -> None:
+        held = self.frontier.bytes + (self.targets.bytes if self.targets is not None else 0)
+        self.peak_bytes = max(self.peak_bytes, held)
 
     def _pick(self, k: int, positions: int) -> np.ndarray:
         """The output positions sampled for layer ``k``, (rows, take), sorted per image."""
@@ -305,6 +322,7 @@ class LayerSampler:
                 result = dict(zip(outputs, run, strict=True))
             for name in seg.writes:
                 self.frontier.append(name, result[name])
+            self._held()
             if xs is not None:
                 x = feeds[seg.data] if seg.data in feeds else result[seg.data]
                 pick = self.picks[s][row : row + len(part)]

@@ -58,6 +58,8 @@ class LearnedRounding:
     settings: RoundingSettings
     #: Layers whose integers came from a calibration cache instead of being learned here.
     reused_layers: int = 0
+    #: The most the temporary files (activations crossing the current cut, FP32 targets) held, MB.
+    temp_mb: float = 0.0
     #: Node -> the learned integers, (channels, inputs per channel).
     integers: Mapping[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
@@ -74,6 +76,7 @@ class LearnedRounding:
             "images": self.num_images,
             "seconds": round(self.seconds, 3),
             "reused_layers": self.reused_layers,
+            "temp_mb": round(self.temp_mb, 1),
             "flipped": float(np.mean([r.flipped for r in self.layers])) if self.layers else 0.0,
             #: Share of the summed output error (nearest rounding) that learned rounding removed.
             "error_reduction": gain,
@@ -177,6 +180,7 @@ def learn_rounding(
         time.perf_counter() - start,
         settings,
         reused_layers=reused,
+        temp_mb=sampler.peak_bytes / 2**20,
         integers=integers,
     )
     reduction = result.to_dict()["error_reduction"]

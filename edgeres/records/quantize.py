@@ -99,6 +99,8 @@ class RoundingRecord:
     reused_layers: int = 0
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     per_layer: tuple[LayerRoundingRecord, ...] = ()
+    #: The most its temporary files held at once, MB (absent in files written before it was kept).
+    temp_mb: float | None = None
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> RoundingRecord:
@@ -133,6 +135,7 @@ class RoundingRecord:
             reused_layers=f.integer("reused_layers", 0) or 0,
             settings=dict(f.mapping("settings")),
             per_layer=per_layer,
+            temp_mb=f.number("temp_mb"),
         )
 
 

@@ -82,6 +82,10 @@ def test_samples_are_those_of_the_whole_partly_rounded_model(
     assert checked == len(layers) == 20
 
 
+def _disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def test_a_rerun_draws_the_same_positions_and_the_frontier_is_removed(
     plain: dict,  # noqa: F811
     images: list[np.ndarray],  # noqa: F811
@@ -96,7 +100,11 @@ def test_a_rerun_draws_the_same_positions_and_the_frontier_is_removed(
         layers = rounding_layers(fp32, qdq, 127)
         with LayerSampler(qdq, fp32, layers, images, max_patches=[500] * 20, wanted=[3, 7], seed=4) as s:
             s.samples(3)
+            on_disk = _disk(s._tmp)
+            assert s.frontier.bytes + s.targets.bytes == on_disk > 0  # what temp_mb reports
             x, _ = s.samples(7)
+            assert s.frontier.bytes + s.targets.bytes == _disk(s._tmp)
+            assert s.peak_bytes >= on_disk
             with pytest.raises(Exception, match="out of order"):
                 s.samples(3)
             folder = s._tmp

@@ -105,9 +105,13 @@ def test_learned_integers_reconstruct_each_layer_better_than_nearest(
     gains = []
     chosen = (0, 5, len(layers) - 1)  # the stem, a block's conv, the classifier (Gemm)
     sampler = LayerSampler(qdq, fp32, layers, images, max_patches=[4000] * len(layers), wanted=chosen, seed=0)
+    samples = {}
+    with sampler:
+        for i in chosen:
+            samples[i] = sampler.samples(i)
     for i in chosen:
         layer = layers[i]
-        x, y = sampler.samples(i)
+        x, y = samples[i]
         q, record = learn_layer(layer, x, y, settings, i)
         scale = torch.from_numpy(layer.scale)[:, None]
         bias = torch.from_numpy(layer.bias.astype(np.float32))
@@ -147,9 +151,9 @@ def test_sampled_patches_and_outputs_line_up_with_the_model(plain: dict, images:
     own = [
         dataclasses.replace(layer, data=inputs[layer.node]) for layer in (layers[0], strided[0], layers[-1])
     ]
-    sampler = LayerSampler(fp32, fp32, own, images, max_patches=[2000] * 3, wanted=range(3), seed=0)
-    for i, layer in enumerate(own):
-        x, y = sampler.samples(i)
+    with LayerSampler(fp32, fp32, own, images, max_patches=[2000] * 3, wanted=range(3), seed=0) as sampler:
+        samples = [sampler.samples(i) for i in range(3)]
+    for layer, (x, y) in zip(own, samples, strict=True):
         assert x.shape[0] == y.shape[0] >= min(2000, len(images) * 1)
         w = torch.from_numpy(layer.w.astype(np.float32))
         out = x @ w.T * float(layer.attrs.get("alpha", 1.0)) + torch.from_numpy(layer.bias.astype(np.float32))

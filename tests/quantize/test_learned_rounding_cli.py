@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.quantize.conftest import FragileModel
+from tests.tmpfs import mounted_tmpfs
 
 FAST = ("--rounding", "adaround", "--rounding-iterations", "40", "--no-progress")
 
@@ -101,7 +102,10 @@ def test_a_killed_run_leaves_no_model_and_a_rerun_resumes_from_the_finished_laye
     args = [sys.executable, "-m", "edgeres", "quantize", str(fragile_model.fp32), "--calib",
             fragile_model.data, "--calib-size", "96", "--target", "cpu", "--rounding", "adaround",
             "--rounding-iterations", "150", "--no-progress", "-o", str(out)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # its own temporary folder: a killed process cannot remove what it keeps there
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     finished = 0
     deadline = time.monotonic() + 300
@@ -126,13 +130,17 @@ def test_a_killed_run_leaves_no_model_and_a_rerun_resumes_from_the_finished_laye
     (entry,) = entries.values()
     kept = len(entry["layers"])
     assert 3 <= kept < 20
+    killed_left = {p.name for p in tmp.iterdir()}
+    assert any(name.startswith("edgeres-rounding-") for name in killed_left)
     # the rerun, the same command, learns only the layers the cache lacks
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert f"{kept} from the cache" in done.stdout
     assert out.exists()
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["m.calib.json", "m.onnx"], left
+    assert left == ["m.calib.json", "m.onnx", "tmp"], left
+    # the rerun's own temporary folders are gone; the killed run's are what SIGKILL leaves
+    assert not {p.name for p in tmp.iterdir() if p.name.startswith("edgeres-")} - killed_left
 
 
 @pytest.mark.parametrize("damage", ["not base64 !", "AAAA"])
@@ -155,3 +163,28 @@ def test_a_damaged_rounding_entry_in_the_cache_is_a_one_line_error(
     assert r.code == 1 and r.err.count("\n") == 1, r.err
     assert "learned rounding" in r.err and "run quantize again with --calib" in r.err
     assert not again.exists()
+
+
+@pytest.fixture
+def small_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The system's temporary folder on a 6 MiB tmpfs: room for the prepared models, not for the
+    activations learned rounding keeps (a real full disk; needs permission to mount)."""
+    import tempfile
+
+    with mounted_tmpfs(tmp_path / "tmpfs", "6m") as mnt:
+        monkeypatch.setattr(tempfile, "tempdir", str(mnt))
+        yield mnt
+
+
+def test_a_full_temporary_disk_is_one_line_and_leaves_nothing(
+    fragile_model: FragileModel, tmp_path: Path, run_cli, small_tmp: Path
+) -> None:
+    out = tmp_path / "m.onnx"
+    r = run_cli("quantize", str(fragile_model.fp32), "--calib", fragile_model.data, "--calib-size", "96",
+                "--target", "cpu", *FAST, "-o", str(out))  # fmt: skip
+    assert r.code == 1, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "No space left on device" in lines[0], r.err
+    assert "edgeres-rounding-" in lines[0]  # where the activations are kept, so the user can move it
+    assert not out.exists()
+    assert list(small_tmp.iterdir()) == []  # the frontier's and the refinement's folders are gone
