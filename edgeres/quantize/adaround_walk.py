@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgeres.errors import EdgeresError
+from edgeres.memory import release_free_memory
 from edgeres.quantize.adaround_data import RoundingLayer, patch_rows
 from edgeres.quantize.bias_means import cpu_session
 
@@ -185,6 +186,25 @@ class _Store:
         self.meta.pop(name)
 
 
+class _Rows:
+    """Rows added in order to one tensor of ``total`` rows, made at the first add: a layer's
+    patches are held once, not as pieces and then their concatenation."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.at = total, 0
+        self.data: Any = None
+
+    def add(self, piece: Any) -> None:
+        import torch
+
+        if self.data is None:
+            self.data = torch.empty((self.total, piece.shape[1]), dtype=piece.dtype)
+        if self.at + len(piece) > self.total:
+            raise EdgeresError(f"learned rounding: more input patches than the {self.total} drawn")
+        self.data[self.at : self.at + len(piece)] = piece
+        self.at += len(piece)
+
+
 class LayerSampler:
     """Samples of ``layers`` (in graph order), asked for in order: ``samples(k)`` after layers
     0..k-1 have their integers in ``qdq`` (``set_layer_integers``).
@@ -243,14 +263,14 @@ class LayerSampler:
         assert self.targets is not None
         while self.done < k - 1:
             self._run(self.done + 1, None)
-        xs: list[Any] = []
+        xs = _Rows(self.picks[k].size)
         self._run(k, xs)
         name = f"layer{k}"
         y = torch.from_numpy(self.targets.read(name, 0, self.picks[k].size))
         self.targets.drop(name)
-        x = torch.cat(xs)
-        if x.shape[0] != y.shape[0]:
-            raise EdgeresError(f"learned rounding: {x.shape[0]} input patches of {self.layers[k].node} "
+        x = xs.data if xs.data is not None else torch.empty((0, 0))
+        if xs.at != y.shape[0]:
+            raise EdgeresError(f"learned rounding: {xs.at} input patches of {self.layers[k].node} "
                                f"for {y.shape[0]} outputs")  # fmt: skip
         return x, y
 
@@ -286,6 +306,8 @@ class LayerSampler:
                 taken = np.take_along_axis(y, pick[:, None, :], axis=2)  # (n, channels, take)
                 self.targets.append(f"layer{k}", taken.transpose(0, 2, 1).reshape(-1, y.shape[1]))
             self._held()
+        del session
+        release_free_memory()  # every layer's outputs of a few images, and the float model's session
 
     def _held(self) -> None:
         held = self.frontier.bytes + (self.targets.bytes if self.targets is not None else 0)
@@ -300,7 +322,7 @@ class LayerSampler:
             self.picks[k], self.positions[k] = np.sort(np.stack(draws), axis=1), positions
         return self.picks[k]
 
-    def _run(self, s: int, xs: list[Any] | None) -> None:
+    def _run(self, s: int, xs: _Rows | None) -> None:
         """Run segment ``s`` over every image: its writes join the frontier; ``xs`` (if given)
         gets layer ``s``'s sampled input patches."""
         seg, layer = self.segments[s], self.layers[s]
@@ -326,7 +348,7 @@ class LayerSampler:
             if xs is not None:
                 x = feeds[seg.data] if seg.data in feeds else result[seg.data]
                 pick = self.picks[s][row : row + len(part)]
-                xs.append(patch_rows(layer, x, pick, self.positions[s]))
+                xs.add(patch_rows(layer, x, pick, self.positions[s]))
         for name in seg.drops:
             if name in self.frontier.meta:
                 self.frontier.drop(name)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgeres.errors import EdgeresError, UsageError
+from edgeres.memory import release_free_memory
 from edgeres.quantize.adaround import (
     LayerRounding,
     RoundingSettings,
@@ -165,6 +166,7 @@ def learn_rounding(
             if on_layer is not None and layer.node not in stored:
                 on_layer(layer.node, bits_of(layer, q))
             set_layer_integers(qdq, layer, q)
+            release_free_memory()  # the layer's samples, or they add up as fragments across layers
             bar.update(1)
     finally:
         sampler.close()

@@ -74,6 +74,7 @@ def write_refined(
     what was done.
     """
     from edgeres.atomic import atomic_path, check_writable
+    from edgeres.memory import release_free_memory
     from edgeres.quantize.bias_correction import correct_biases
     from edgeres.quantize.learned_rounding import check_integers, learn_rounding
     from edgeres.quantize.qdq import prepare_onnx, write_qdq
@@ -103,6 +104,7 @@ def write_refined(
                 on_layer=on_rounded_layer, progress=progress,
             )  # fmt: skip
             model, plain = tmp / "rounded.onnx", qdq_of(tmp / "rounded.onnx", "rounded.qdq.onnx")
+            release_free_memory()  # before bias correction's own peak
             if images is not None:
                 batches = [{"input": x} for x in images]  # read once, used twice
             recorded["learned_rounding"] = {"method": "adaround", "layers": len(learned.layers)}
