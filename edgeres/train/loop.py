@@ -41,6 +41,7 @@ from edgeres.train.schedule import (
     METRIC_COLUMNS,
     best_row,
     check_same_data,
+    content_digest,
     load_resume,
     lr_factor,
     make_scheduler,
@@ -211,13 +212,17 @@ def prepare_run(
     A resumed run must see the same images and split as its checkpoint ``source``.
     """
     prep = prepare_data(s, get_spec(s.arch).preprocessing.input_size, info, progress)
-    record = {"settings": s.to_dict(), "split": prep.split, "world_size": info.world_size}
+    record: dict[str, Any] = {"settings": s.to_dict(), "split": prep.split, "world_size": info.world_size}
     record["data"] = {
         "description": prep.data.description,
         "fingerprint": prep.data.fingerprint,
+        "content": content_digest(prep.data.images, prep.data.labels, prep.data.class_names),
         "images": len(prep.data),
         "skipped": len(prep.data.skipped),
     }
+    if prep.split["kind"] == "val_data":
+        names = prep.data.class_names
+        prep.split["val_content"] = content_digest(prep.val_images, prep.val_labels, names)
     if saved is not None:
         check_same_data(saved, record, source)
         meta = saved["meta"]

@@ -40,6 +40,7 @@ __all__ = [
     "best_row",
     "capture_rng",
     "check_same_data",
+    "content_digest",
     "load_resume",
     "lr_factor",
     "make_scheduler",
@@ -228,16 +229,43 @@ def _read_resume(path: Path, settings: TrainSettings) -> dict[str, Any]:
     return {"meta": meta, "state_dict": state, "extra": extra}
 
 
+def content_digest(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> str:
+    """sha256 of decoded images, their labels and the class names: the same whatever the files'
+    modification times (a dataset copied, restored or mounted anew)."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(list(class_names)).encode())
+    h.update(np.ascontiguousarray(labels.numpy()).astype("<i8").tobytes())
+    h.update(np.ascontiguousarray(images.numpy()).tobytes())
+    return h.hexdigest()
+
+
 def check_same_data(saved: Mapping[str, Any], record: Mapping[str, Any], source: Path | None) -> None:
-    """Refuse to resume when the images or the validation split differ from the checkpoint's."""
+    """Refuse to resume when the images or the validation split differ from the checkpoint's.
+
+    Checkpoints that record the decoded content are compared by it; older ones by their files'
+    sizes and modification times."""
     saved = saved["extra"]["train"]
     old, new = saved.get("data") or {}, record["data"]
     old_split = {k: v for k, v in (saved.get("split") or {}).items() if not isinstance(v, torch.Tensor)}
     new_split = {k: v for k, v in record["split"].items() if not isinstance(v, torch.Tensor)}
-    if old.get("fingerprint") != new["fingerprint"] or old_split != new_split:
+    if "content" in old:
+        same = old["content"] == new.get("content")
+        if "val_content" in old_split:  # the validation folder's files' times do not count either
+            old_split.pop("val_fingerprint", None), new_split.pop("val_fingerprint", None)
+    else:
+        same = old.get("fingerprint") == new["fingerprint"]
+    if not same or old_split != new_split:
+        what = "the validation images" if same else "the images"
+        if same and old_split.get("num_val") != new_split.get("num_val"):
+            counts = f"{old_split.get('num_val')} validation images then, {new_split.get('num_val')} now"
+        elif not same and old.get("images") != new.get("images"):
+            counts = f"{old.get('images')} images then, {new.get('images')} now"
+        else:
+            counts = "as many images, but not the same pixels or labels"
         raise UsageError(
-            f"the data changed since {source} was written ({old.get('description')} then, "
-            f"{new['description']} now); resume with the same images, or start a new run"
+            f"the data changed since {source} was written: {what} of {new['description']} differ "
+            f"({counts}); resume with the same images, or start a new run"
         )
 
 

@@ -165,3 +165,32 @@ def test_bad_input_fails_in_one_line_and_leaves_the_run_alone(
         train(tiny_settings(spec, out, **extra), overwrite=True, progress=False)
     assert "\n" not in str(info.value)
     assert (out / "last.pt").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["last.pt"]
+
+
+def test_resume_goes_by_the_images_not_their_files_times(tmp_path: Path) -> None:
+    """The same images with new modification times (a dataset copied, restored or mounted anew)
+    resume; one image changed, in the training or the validation folder, is refused."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.train import make_folder
+
+    train_dir, val_dir = make_folder(tmp_path / "train"), make_folder(tmp_path / "val", n=9)
+    s = tiny_settings(train_dir, tmp_path / "out", epochs=3, val_data=str(val_dir), val_split=0.0)
+    assert not train(s, progress=False, stop_after=1).finished
+    for path in [*train_dir.rglob("*.png"), *val_dir.rglob("*.png")]:
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    assert train(s, resume=True, progress=False, stop_after=1).epochs_completed == 2
+    for folder, what in ((val_dir, "the validation images"), (train_dir, "the images")):
+        image = sorted(folder.rglob("*.png"))[0]
+        before = image.read_bytes()
+        pixels = np.asarray(Image.open(image)).copy()
+        pixels[0, 0] = 255 - pixels[0, 0]
+        Image.fromarray(pixels).save(image)
+        changed = f"{what} of .* differ \\(as many images, but not the same pixels"
+        with pytest.raises(UsageError, match=changed):
+            train(s, resume=True, progress=False)
+        image.write_bytes(before)
+    assert train(s, resume=True, progress=False).finished
