@@ -252,11 +252,16 @@ def check_same_data(saved: Mapping[str, Any], record: Mapping[str, Any], source:
     if "content" in old:
         same = old["content"] == new.get("content")
         if "val_content" in old_split:  # the validation folder's files' times do not count either
-            old_split.pop("val_fingerprint", None), new_split.pop("val_fingerprint", None)
+            old_split.pop("val_fingerprint", None)
+            new_split.pop("val_fingerprint", None)
     else:
         same = old.get("fingerprint") == new["fingerprint"]
     if not same or old_split != new_split:
-        what = "the validation images" if same else "the images"
+        what = (
+            f"the validation images of {new_split.get('val_data')}"
+            if same
+            else f"the images of {new['description']}"
+        )
         if same and old_split.get("num_val") != new_split.get("num_val"):
             counts = f"{old_split.get('num_val')} validation images then, {new_split.get('num_val')} now"
         elif not same and old.get("images") != new.get("images"):
@@ -264,7 +269,7 @@ def check_same_data(saved: Mapping[str, Any], record: Mapping[str, Any], source:
         else:
             counts = "as many images, but not the same pixels or labels"
         raise UsageError(
-            f"the data changed since {source} was written: {what} of {new['description']} differ "
+            f"the data changed since {source} was written: {what} differ "
             f"({counts}); resume with the same images, or start a new run"
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -183,13 +184,16 @@ def test_resume_goes_by_the_images_not_their_files_times(tmp_path: Path) -> None
     for path in [*train_dir.rglob("*.png"), *val_dir.rglob("*.png")]:
         os.utime(path, (1_000_000_000, 1_000_000_000))
     assert train(s, resume=True, progress=False, stop_after=1).epochs_completed == 2
-    for folder, what in ((val_dir, "the validation images"), (train_dir, "the images")):
+    for folder, what in (
+        (val_dir, f"the validation images of {val_dir}"),
+        (train_dir, "the images of image folder"),
+    ):
         image = sorted(folder.rglob("*.png"))[0]
         before = image.read_bytes()
         pixels = np.asarray(Image.open(image)).copy()
         pixels[0, 0] = 255 - pixels[0, 0]
         Image.fromarray(pixels).save(image)
-        changed = f"{what} of .* differ \\(as many images, but not the same pixels"
+        changed = f"{re.escape(what)}.* differ \\(as many images, but not the same pixels"
         with pytest.raises(UsageError, match=changed):
             train(s, resume=True, progress=False)
         image.write_bytes(before)
