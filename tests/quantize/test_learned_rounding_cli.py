@@ -188,3 +188,31 @@ def test_a_full_temporary_disk_is_one_line_and_leaves_nothing(
     assert "edgeres-rounding-" in lines[0]  # where the activations are kept, so the user can move it
     assert not out.exists()
     assert list(small_tmp.iterdir()) == []  # the frontier's and the refinement's folders are gone
+
+
+def test_two_runs_at_once_on_one_cache_both_finish_with_the_same_integers(
+    fragile_model: FragileModel, tmp_path: Path
+) -> None:
+    """Each finished layer is a read-modify-write of the shared cache: runs racing on it may
+    reuse each other's layers, but neither fails, and every layer ends up in the cache."""
+    cache = tmp_path / "shared.calib.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def start(name: str) -> subprocess.Popen[str]:
+        args = [sys.executable, "-m", "edgeres", "quantize", str(fragile_model.fp32), "--calib",
+                fragile_model.data, "--calib-size", "96", "--target", "cpu", "--calib-cache", str(cache),
+                *FAST, "-o", str(tmp_path / name)]  # fmt: skip
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    runs = [start("a.onnx"), start("b.onnx")]
+    for proc in runs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    a, b = (
+        _integers(tmp_path / "a.onnx", fragile_model.fp32),
+        _integers(tmp_path / "b.onnx", fragile_model.fp32),
+    )
+    assert a.keys() == b.keys() and len(a) == 20
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    (entry,) = json.loads(cache.read_text())["learned_rounding"].values()
+    assert len(entry["layers"]) == 20
