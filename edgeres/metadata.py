@@ -22,6 +22,15 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
 
+#: Published input statistics by name: (mean, std) on the [0, 1] scale.
+PUBLISHED_NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
+}
+#: What training can normalize with: ``auto`` (CIFAR-10's for CIFAR-10's classes, else
+#: ``data``), ``data`` (the training images' own statistics), or a published name.
+NORMALIZATIONS: tuple[str, ...] = ("auto", "data", *PUBLISHED_NORMALIZATIONS)
+
 #: Largest input height or width accepted, in pixels: one 4096x4096 RGB image is
 #: already 200 MB as float32, so larger declared sizes are damage, not models.
 MAX_INPUT_SIDE = 4096

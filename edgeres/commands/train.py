@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from edgeres.commands.options import compose
+from edgeres.metadata import NORMALIZATIONS
 
 #: The recipe, shared by `train` and `experiment degradation`. Defaults: the paper's CIFAR recipe.
 recipe_options = compose(
@@ -52,6 +53,14 @@ recipe_options = compose(
     ),
     click.option("--amp/--no-amp", default=None, help="Mixed precision [default: on with CUDA]."),
     click.option("--channels-last/--no-channels-last", default=None, help="[default: on with CUDA]."),
+    click.option(
+        "--normalize",
+        type=click.Choice(list(NORMALIZATIONS)),
+        default="auto",
+        show_default=True,
+        help="Input mean/std: the training images' own (data), ImageNet's or CIFAR-10's; "
+        "auto is CIFAR-10's for CIFAR-10's classes, else data.",
+    ),
     click.option(
         "--cache",
         type=click.Choice(["auto", "memory", "disk"]),
@@ -113,6 +122,7 @@ def train_cmd(arch: str, out: str, resume: str | None, overwrite: bool, **opts: 
       edgeres train --arch resnet20 --data ./cifar10/train --epochs 160 -o runs/r20
       edgeres train --arch resnet20 --data digits --epochs 5 -o runs/digits
       edgeres train --arch resnet56 --data ./cifar10/train --epochs 160 -o runs/r56 --resume
+      edgeres train --arch resnet20 --data ./cifar10/train --epochs 30 --normalize imagenet -o runs/r20-in
       torchrun --nproc_per_node 2 -m edgeres train --arch resnet110 --data ./c10 --epochs 164 -o runs/r110
     """
     from edgeres.commands.options import refuse_overwrite
@@ -133,7 +143,8 @@ def train_cmd(arch: str, out: str, resume: str | None, overwrite: bool, **opts: 
         if result.best_val_acc is not None
         else "n/a"
     )
-    click.echo(f"trained {result.epochs_completed} epochs; best validation top-1 {best}")
+    epochs = f"{result.epochs_completed} epoch{'' if result.epochs_completed == 1 else 's'}"
+    click.echo(f"trained {epochs}; best validation top-1 {best}")
     click.echo(f"wrote {result.best} and {result.last}; metrics in {result.metrics_csv}")
 
 

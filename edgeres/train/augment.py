@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD
+from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD, PUBLISHED_NORMALIZATIONS
 from edgeres.train.settings import CIFAR10_CLASSES
 
 __all__ = ["Augment", "channel_stats", "input_stats", "normalize", "random_crop_flip"]
@@ -112,9 +112,14 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[Triple, Trip
 
 
 def input_stats(
-    class_names: Sequence[str], images: torch.Tensor, indices: np.ndarray
+    class_names: Sequence[str], images: torch.Tensor, indices: np.ndarray, normalize: str = "auto"
 ) -> tuple[Triple, Triple]:
-    """Mean/std to normalize with: CIFAR-10's for CIFAR-10's classes, else those of ``images[indices]``."""
-    if tuple(n.lower() for n in class_names) == CIFAR10_CLASSES:
+    """Mean/std to normalize with (``normalize`` is one of :data:`edgeres.metadata.NORMALIZATIONS`).
+
+    ``auto``: CIFAR-10's for CIFAR-10's classes, else ``data``, the statistics of ``images[indices]``.
+    """
+    if normalize in PUBLISHED_NORMALIZATIONS:
+        return PUBLISHED_NORMALIZATIONS[normalize]
+    if normalize == "auto" and tuple(n.lower() for n in class_names) == CIFAR10_CLASSES:
         return CIFAR10_MEAN, CIFAR10_STD
     return channel_stats(images[torch.from_numpy(np.asarray(indices, dtype=np.int64))])

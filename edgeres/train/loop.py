@@ -227,7 +227,7 @@ def prepare_run(
         check_same_data(saved, record, source)
         meta = saved["meta"]
     else:
-        mean, std = input_stats(prep.data.class_names, prep.data.images, prep.train_idx)
+        mean, std = input_stats(prep.data.class_names, prep.data.images, prep.train_idx, s.normalize)
         meta = s.model_meta(prep.data.class_names, mean, std)
     return TrainData(prep, meta, record)
 

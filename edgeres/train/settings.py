@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgeres.errors import UsageError
-from edgeres.metadata import ModelMeta, Preprocessing, Provenance
+from edgeres.metadata import NORMALIZATIONS, ModelMeta, Preprocessing, Provenance
 from edgeres.settings_checks import check_choice
 
 __all__ = [
     "CACHES",
     "CIFAR10_CLASSES",
     "DEVICES",
+    "NORMALIZATIONS",
     "RECIPE_FIELDS",
     "SCHEDULES",
     "TrainResult",
@@ -51,6 +52,7 @@ RECIPE_FIELDS: tuple[str, ...] = (
     "label_smoothing",
     "val_split",
     "seed",
+    "normalize",
 )
 
 
@@ -70,6 +72,9 @@ class TrainSettings:
       (``None`` = on with CUDA, off on CPU) speed up GPU training.
     * ``threads``: torch CPU threads (``None`` keeps torch's default); ``workers``: threads that
       decode image files for the cache (0 = up to 8).
+    * ``normalize``: the mean/std the model's input is normalized with (one of
+      :data:`NORMALIZATIONS`); they are written into the checkpoint, so export and quantize
+      use them without flags.
     * ``cache``: ``"disk"`` keeps decoded image files in ``.edgeres-cache-<hash>.npz`` beside
       the data (else in ``cache_dir``, ~/.cache/edgeres or ``out``) so later runs skip
       decoding; ``"memory"`` decodes every run; ``"auto"`` is disk for image files.
@@ -97,6 +102,7 @@ class TrainSettings:
     arch_options: Mapping[str, Any] = field(default_factory=dict)
     cache: Cache = "auto"
     cache_dir: Path | None = None
+    normalize: str = "auto"
 
     def __post_init__(self) -> None:
         from edgeres.models import get_spec
@@ -128,6 +134,7 @@ class TrainSettings:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("device", self.device, DEVICES)
         check_choice("cache", self.cache, CACHES)
+        check_choice("normalization", self.normalize, NORMALIZATIONS)
         for name in ("amp", "channels_last"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
@@ -146,10 +153,13 @@ class TrainSettings:
     def recipe_changes(self, saved: Mapping[str, Any]) -> list[str]:
         """The :data:`RECIPE_FIELDS` where ``saved`` (a :meth:`to_dict`) differs, as 'name: old -> new'."""
         mine = self.to_dict()
+        # A field newer than the checkpoint was its default when that run was made.
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        then = {name: saved.get(name, defaults.get(name)) for name in RECIPE_FIELDS}
         return [
-            f"{name}: {saved.get(name)!r} -> {mine[name]!r}"
+            f"{name}: {then[name]!r} -> {mine[name]!r}"
             for name in RECIPE_FIELDS
-            if _normal(saved.get(name)) != _normal(mine[name])
+            if _normal(then[name]) != _normal(mine[name])
         ]
 
     def replace(self, **changes: Any) -> TrainSettings:

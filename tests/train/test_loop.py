@@ -12,7 +12,7 @@ import torch
 
 from edgeres import load_model
 from edgeres.errors import EdgeresError, UsageError
-from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD
+from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from edgeres.train import TrainResult, train
 from edgeres.train.schedule import METRIC_COLUMNS
 from tests.data.conftest import write_cifar10
@@ -130,6 +130,23 @@ def test_cifar_data_uses_the_cifar_constants_and_no_validation(tmp_path: Path) -
     assert result.meta.provenance.dataset == "CIFAR-10" and result.meta.num_classes == 10
     assert result.history[0]["val_acc"] is None and result.best_epoch == 1 and result.best.is_file()
     assert ",," in result.metrics_csv.read_text()  # empty validation columns
+
+
+@pytest.mark.parametrize("normalize", ["imagenet", "data"])
+def test_normalization_by_name_reaches_the_checkpoint_and_binds_a_resume(
+    normalize: str, tmp_path: Path
+) -> None:
+    """CIFAR-10's classes would get CIFAR-10's constants; a named choice overrides that."""
+    write_cifar10(tmp_path / "cifar" / "cifar-10-batches-py", per_batch=4)
+    s = tiny_settings(tmp_path / "cifar", tmp_path / "out", epochs=1, val_split=0.0, normalize=normalize)
+    result = train(s, progress=False)
+    pre = load_model(result.last).meta.preprocessing
+    if normalize == "imagenet":
+        assert (pre.mean, pre.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    else:  # the statistics of these random images, nothing published
+        assert pre.mean not in (IMAGENET_MEAN, CIFAR10_MEAN) and all(0.3 < m < 0.7 for m in pre.mean)
+    with pytest.raises(UsageError, match=f"normalize: '{normalize}' -> 'cifar10'"):
+        train(s.replace(normalize="cifar10"), resume=True, progress=False)
 
 
 def test_arch_options_and_bad_output_folder(data: Path, tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ def test_defaults_are_the_papers_cifar_recipe() -> None:
         ({"threads": 0}, "threads"),
         ({"arch": "resnet21"}, "unknown model 'resnet21'"),
         ({"data": " "}, "no training data given"),
+        ({"normalize": "coco"}, "normalization must be one of auto, data, imagenet, cifar10"),
     ],
 )
 def test_bad_settings_are_one_line_usage_errors(changes: dict[str, object], message: str) -> None:
@@ -64,6 +65,14 @@ def test_recipe_changes_name_what_differs() -> None:
     assert s.recipe_changes({**s.to_dict(), "device": "cpu", "threads": 3, "out": "elsewhere"}) == []
     changes = s.recipe_changes({**s.to_dict(), "epochs": 5, "lr": 0.1})
     assert changes == ["epochs: 5 -> 10"]
+    assert s.replace(normalize="imagenet").recipe_changes(s.to_dict()) == ["normalize: 'auto' -> 'imagenet'"]
+
+
+def test_a_checkpoint_older_than_a_recipe_field_had_its_default() -> None:
+    s = make()
+    old = {k: v for k, v in s.to_dict().items() if k != "normalize"}
+    assert s.recipe_changes(old) == []
+    assert s.replace(normalize="data").recipe_changes(old) == ["normalize: 'auto' -> 'data'"]
 
 
 def test_step_schedule_divides_by_ten_at_half_and_three_quarters() -> None:
