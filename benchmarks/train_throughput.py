@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from edgeres.metadata import CIFAR10_MEAN, CIFAR10_STD
 from edgeres.models import get_model
 from edgeres.train.augment import Augment
-from edgeres.train.loop import TrainStep
 from edgeres.train.schedule import make_scheduler
+from edgeres.train.step import TrainStep
 
 Step = Callable[[torch.Tensor, torch.Tensor], None]
 
