@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,8 +87,7 @@ class _Layer:
     node: str
     op: str
     data: str  # the layer's input tensor in the Q/DQ model
-    w_fp32: np.ndarray
-    w_int8: np.ndarray  # the dequantized int8 weights
+    dw: np.ndarray  # float64: the dequantized int8 weights minus the float ones (all a shift needs)
     attrs: dict[str, Any]
 
 
@@ -186,7 +185,7 @@ def layer_shifts(layers: Iterable[_Layer], input_means: Mapping[str, np.ndarray]
 
     shifts = {}
     for layer in layers:
-        dw = torch.from_numpy((layer.w_int8 - layer.w_fp32).astype(np.float64))
+        dw = torch.from_numpy(layer.dw)
         mean = torch.from_numpy(input_means[layer.data].astype(np.float64))
         if layer.op == "Conv":
             a = layer.attrs
@@ -269,10 +268,10 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def _quantized_layers(fp32: Any, qdq: Any) -> list[_Layer]:
     """The Conv/Gemm nodes of ``qdq`` whose weights come through a DequantizeLinear."""
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     producers = {o: n for n in qdq.graph.node for o in n.output}
-    q_inits = {t.name: numpy_helper.to_array(t) for t in qdq.graph.initializer}
+    q_inits = _Arrays({t.name: t for t in qdq.graph.initializer})
     constants = _Constants(fp32.graph)
     f_nodes = {n.name: n for n in fp32.graph.node}
     layers = []
@@ -288,14 +287,30 @@ def _quantized_layers(fp32: Any, qdq: Any) -> list[_Layer]:
         if node.op_type == "Conv" and attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             continue
         found = constants.value(f_nodes[node.name].input[1])
-        w_int8 = _dequantize(w_dq, producers, q_inits)
-        if found is None or w_int8 is None:
+        dw = _dequantize(w_dq, producers, q_inits)
+        if found is None or dw is None or found.shape != dw.shape:
             continue
-        w = found.astype(np.float64)
-        if w.shape != w_int8.shape:
-            continue
-        layers.append(_Layer(node.name, node.op_type, node.input[0], w, w_int8, attrs))
+        dw -= found  # in place: a ResNet-50 would otherwise hold its weights twice in float64
+        layers.append(_Layer(node.name, node.op_type, node.input[0], dw, attrs))
     return layers
+
+
+class _Arrays(Mapping[str, np.ndarray]):
+    """Initializers by name, each made an array only when read (a model's weights are not copied whole)."""
+
+    def __init__(self, tensors: Mapping[str, Any]) -> None:
+        self._tensors = tensors
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        from onnx import numpy_helper
+
+        return np.asarray(numpy_helper.to_array(self._tensors[name]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
 
 
 def _dequantize(dq: Any, producers: Mapping[str, Any], inits: Mapping[str, np.ndarray]) -> np.ndarray | None:

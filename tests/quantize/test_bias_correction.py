@@ -93,7 +93,7 @@ def _direct_shift(layer, x: np.ndarray) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    dw = torch.from_numpy(layer.w_int8 - layer.w_fp32)
+    dw = torch.from_numpy(layer.dw)
     xt = torch.from_numpy(x)
     if layer.op == "Conv":
         top, left, bottom, right = layer.attrs.get("pads", [0, 0, 0, 0])
@@ -181,7 +181,10 @@ def test_the_written_int8_model_carries_the_correction(
 
         x = torch.from_numpy(got[first.data])
         top, left, bottom, right = first.attrs.get("pads", [0, 0, 0, 0])
-        ref = F.conv2d(F.pad(x, [left, right, top, bottom]), torch.from_numpy(first.w_fp32)).mean((0, 2, 3))
+        fp32_node = next(n for n in onnx.load(str(quantized.fp32)).graph.node if n.name == first.node)
+        w = next(t for t in onnx.load(str(quantized.fp32)).graph.initializer if t.name == fp32_node.input[1])
+        w_fp32 = torch.from_numpy(onnx.numpy_helper.to_array(w).astype(np.float64))
+        ref = F.conv2d(F.pad(x, [left, right, top, bottom]), w_fp32).mean((0, 2, 3))
         bias = _biases(quantized.fp32)[first.node]
         return got[node.output[0]].mean(axis=(0, 2, 3)) - (ref.numpy() + bias)
 
