@@ -154,7 +154,11 @@ class TrainSettings:
         """The :data:`RECIPE_FIELDS` where ``saved`` (a :meth:`to_dict`) differs, as 'name: old -> new'."""
         mine = self.to_dict()
         # A field newer than the checkpoint was its default when that run was made.
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        defaults = {
+            f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            for f in dataclasses.fields(self)
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        }
         then = {name: saved.get(name, defaults.get(name)) for name in RECIPE_FIELDS}
         return [
             f"{name}: {then[name]!r} -> {mine[name]!r}"

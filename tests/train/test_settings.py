@@ -70,8 +70,11 @@ def test_recipe_changes_name_what_differs() -> None:
 
 def test_a_checkpoint_older_than_a_recipe_field_had_its_default() -> None:
     s = make()
-    old = {k: v for k, v in s.to_dict().items() if k != "normalize"}
+    old = {k: v for k, v in s.to_dict().items() if k not in ("normalize", "arch_options")}
     assert s.recipe_changes(old) == []
+    assert s.replace(arch_options={"shortcut": "B"}).recipe_changes(old) == [
+        "arch_options: {} -> {'shortcut': 'B'}"
+    ]
     assert s.replace(normalize="data").recipe_changes(old) == ["normalize: 'auto' -> 'data'"]
 
 
