@@ -24,3 +24,15 @@ def export_random(name: str, folder: Path) -> Path:
     randomize_batchnorm(net)
     meta = ModelMeta(arch=name, num_classes=classes, preprocessing=Preprocessing(input_size=(size, size)))
     return export_onnx(net.eval(), meta, folder / f"{name}.onnx", exporter="torchscript", verify=False).path
+
+
+def vm_kb(field: str) -> int:
+    """A field of this process's /proc/self/status in kB (VmRSS now, VmHWM its peak); 0 off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

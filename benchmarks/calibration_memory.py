@@ -30,17 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import SIZES, export_random
+from _common import SIZES, export_random, vm_kb
 
 FP32_RUNS = ("fp32", "fp32-nospin")
-
-
-def vm_kb(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def write_images(folder: Path, count: int, side: int) -> None:
