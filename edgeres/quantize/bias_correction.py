@@ -306,6 +306,9 @@ class _Arrays(Mapping[str, np.ndarray]):
 
         return np.asarray(numpy_helper.to_array(self._tensors[name]))
 
+    def __contains__(self, name: object) -> bool:  # without converting the tensor, as Mapping's would
+        return name in self._tensors
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._tensors)
 

@@ -121,6 +121,66 @@ def _biases(path: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _two_conv_graphs():
+    """A float model of two convs, and its Q/DQ twin: one conv with stored int8 weights, one
+    whose float weights a QuantizeLinear turns into int8 inside the graph (per output channel)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w1 = rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
+    w2 = rng.normal(0, 0.2, (2, 4, 1, 1)).astype(np.float32)
+    s1 = (np.abs(w1).reshape(4, -1).max(1) / 127).astype(np.float32)
+    s2 = (np.abs(w2).reshape(2, -1).max(1) / 127).astype(np.float32)
+    q1 = np.clip(np.rint(w1 / s1[:, None, None, None]), -128, 127).astype(np.int8)
+
+    def graph(nodes, inits):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        return helper.make_model(
+            helper.make_graph(nodes, "g", [x], [y], [numpy_helper.from_array(a, n) for n, a in inits.items()])
+        )
+
+    convs = [
+        helper.make_node("Conv", ["x", "w1"], ["h"], name="c1", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["h", "w2"], ["y"], name="c2"),
+    ]
+    fp32 = graph(convs, {"w1": w1, "w2": w2})
+    zeros = {"z1": np.zeros(4, np.int8), "z2": np.zeros(2, np.int8)}
+    qdq_nodes = [
+        helper.make_node("DequantizeLinear", ["q1", "s1", "z1"], ["w1_dq"], name="dq1", axis=0),
+        helper.make_node("QuantizeLinear", ["w2", "s2", "z2"], ["w2_q"], name="qw2", axis=0),
+        helper.make_node("DequantizeLinear", ["w2_q", "s2", "z2"], ["w2_dq"], name="dq2", axis=0),
+        helper.make_node("Conv", ["x", "w1_dq"], ["h"], name="c1", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["h", "w2_dq"], ["y"], name="c2"),
+    ]
+    qdq = graph(qdq_nodes, {"q1": q1, "s1": s1, "w2": w2, "s2": s2, **zeros})
+    q2 = np.clip(np.rint(w2 / s2[:, None, None, None]), -128, 127)
+    expected = {
+        "c1": q1.astype(np.float64) * s1[:, None, None, None] - w1,
+        "c2": q2 * s2[:, None, None, None].astype(np.float64) - w2,
+    }
+    return fp32, qdq, expected
+
+
+def test_each_layers_weight_error_is_its_int8_weights_minus_its_float_ones() -> None:
+    """Both ways int8 weights appear in a Q/DQ graph, checked against numpy; reading twice changes nothing."""
+    from onnx import numpy_helper
+
+    from edgeres.quantize.bias_correction import _quantized_layers
+
+    fp32, qdq, expected = _two_conv_graphs()
+    before = {t.name: numpy_helper.to_array(t).copy() for m in (fp32, qdq) for t in m.graph.initializer}
+    for _ in range(2):
+        layers = _quantized_layers(fp32, qdq)
+        assert [(layer.node, layer.data) for layer in layers] == [("c1", "x"), ("c2", "h")]
+        for layer in layers:
+            assert layer.dw.dtype == np.float64
+            np.testing.assert_allclose(layer.dw, expected[layer.node], rtol=0, atol=1e-7)
+            assert np.abs(layer.dw).max() > 1e-4  # rounding did move these weights
+    after = {t.name: numpy_helper.to_array(t) for m in (fp32, qdq) for t in m.graph.initializer}
+    assert all(np.array_equal(before[n], after[n]) for n in before)
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_the_bias_change_is_the_measured_mean_of_the_weight_error(
     quantized: Quantized, target: str, tmp_path: Path
@@ -159,7 +219,7 @@ def test_the_written_int8_model_carries_the_correction(
     """In the first conv (whose input no correction changes), int8 output means match float weights'."""
     import onnx
 
-    from edgeres.quantize.bias_correction import _quantized_layers
+    from edgeres.quantize.bias_correction import _Constants, _quantized_layers
     from edgeres.quantize.refine import write_bias_corrected
 
     out = tmp_path / f"m.{target}.onnx"
@@ -181,9 +241,9 @@ def test_the_written_int8_model_carries_the_correction(
 
         x = torch.from_numpy(got[first.data])
         top, left, bottom, right = first.attrs.get("pads", [0, 0, 0, 0])
-        fp32_node = next(n for n in onnx.load(str(quantized.fp32)).graph.node if n.name == first.node)
-        w = next(t for t in onnx.load(str(quantized.fp32)).graph.initializer if t.name == fp32_node.input[1])
-        w_fp32 = torch.from_numpy(onnx.numpy_helper.to_array(w).astype(np.float64))
+        graph = onnx.load(str(quantized.fp32)).graph
+        fp32_node = next(n for n in graph.node if n.name == first.node)
+        w_fp32 = torch.from_numpy(_Constants(graph).value(fp32_node.input[1]).astype(np.float64))
         ref = F.conv2d(F.pad(x, [left, right, top, bottom]), w_fp32).mean((0, 2, 3))
         bias = _biases(quantized.fp32)[first.node]
         return got[node.output[0]].mean(axis=(0, 2, 3)) - (ref.numpy() + bias)
