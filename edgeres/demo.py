@@ -165,7 +165,10 @@ def _finished(settings: TrainSettings) -> float | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
         return None
-    recorded = {k: v for k, v in data["settings"].items() if k not in _SPEED_ONLY}
+    from edgeres.train.settings import TrainSettings as Settings
+
+    saved = Settings.with_defaults(data["settings"])  # a run older than a field had its default
+    recorded = {k: v for k, v in saved.items() if k not in _SPEED_ONLY}
     wanted = {k: v for k, v in settings.to_dict().items() if k not in _SPEED_ONLY}
     epochs = data.get("epochs")
     if recorded != wanted or not isinstance(epochs, list) or len(epochs) < settings.epochs:

@@ -53,6 +53,24 @@ def test_rounding_names_are_read_from_their_owner() -> None:
         QuantizeOptions(calib="digits", rounding="stochastic")  # type: ignore[arg-type]
 
 
+def test_normalizations_are_read_from_their_owner() -> None:
+    from edgeres.errors import UsageError
+    from edgeres.metadata import NORMALIZATIONS, PUBLISHED_NORMALIZATIONS
+    from edgeres.train import TrainSettings
+
+    assert ("auto", "data", *PUBLISHED_NORMALIZATIONS) == NORMALIZATIONS
+    assert _choices("train", "normalize") == NORMALIZATIONS
+    degradation = cli.commands["experiment"].commands["degradation"]  # type: ignore[attr-defined]
+    param = next(p for p in degradation.params if p.name == "normalize")
+    assert tuple(param.type.choices) == NORMALIZATIONS
+    for name in NORMALIZATIONS:
+        assert (
+            TrainSettings(arch="resnet20", data="digits", out="o", epochs=1, normalize=name).normalize == name
+        )
+    with pytest.raises(UsageError, match="normalization must be one of auto, data, imagenet, cifar10"):
+        TrainSettings(arch="resnet20", data="digits", out="o", epochs=1, normalize="coco")
+
+
 def test_stage_names_are_the_stage_definitions() -> None:
     from edgeres.pipeline.run import STAGE_DEFS
     from edgeres.pipeline.settings import SKIPPABLE_STAGES, STAGES

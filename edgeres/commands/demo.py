@@ -47,7 +47,7 @@ def demo_cmd(out: Path, arch: str, epochs: int, threads: int | None, force: bool
     )
     result = run_demo(settings)
     trained = (
-        f"trained {arch} for {epochs} epochs in {result.train_seconds:.0f} s"
+        f"trained {arch} for {epochs} epoch{'' if epochs == 1 else 's'} in {result.train_seconds:.0f} s"
         if result.trained
         else f"reused the trained {arch} in {result.checkpoint.parent}"
     )

@@ -112,14 +112,14 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[Triple, Trip
 
 
 def input_stats(
-    class_names: Sequence[str], images: torch.Tensor, indices: np.ndarray, normalize: str = "auto"
+    class_names: Sequence[str], images: torch.Tensor, indices: np.ndarray, choice: str = "auto"
 ) -> tuple[Triple, Triple]:
-    """Mean/std to normalize with (``normalize`` is one of :data:`edgeres.metadata.NORMALIZATIONS`).
+    """Mean/std to normalize with (``choice`` is one of :data:`edgeres.metadata.NORMALIZATIONS`).
 
     ``auto``: CIFAR-10's for CIFAR-10's classes, else ``data``, the statistics of ``images[indices]``.
     """
-    if normalize in PUBLISHED_NORMALIZATIONS:
-        return PUBLISHED_NORMALIZATIONS[normalize]
-    if normalize == "auto" and tuple(n.lower() for n in class_names) == CIFAR10_CLASSES:
+    if choice in PUBLISHED_NORMALIZATIONS:
+        return PUBLISHED_NORMALIZATIONS[choice]
+    if choice == "auto" and tuple(n.lower() for n in class_names) == CIFAR10_CLASSES:
         return CIFAR10_MEAN, CIFAR10_STD
     return channel_stats(images[torch.from_numpy(np.asarray(indices, dtype=np.int64))])

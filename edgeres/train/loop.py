@@ -159,6 +159,9 @@ def prepare_run(
     else:
         mean, std = input_stats(prep.data.class_names, prep.data.images, prep.train_idx, s.normalize)
         meta = s.model_meta(prep.data.class_names, mean, std)
+    # what the normalization choice came to, for metrics.json as for the checkpoint's metadata
+    pre = meta.preprocessing
+    record["normalization"] = {"mean": list(pre.mean), "std": list(pre.std)}
     return TrainData(prep, meta, record)
 
 

@@ -152,19 +152,26 @@ class TrainSettings:
 
     def recipe_changes(self, saved: Mapping[str, Any]) -> list[str]:
         """The :data:`RECIPE_FIELDS` where ``saved`` (a :meth:`to_dict`) differs, as 'name: old -> new'."""
-        mine = self.to_dict()
-        # A field newer than the checkpoint was its default when that run was made.
-        defaults = {
-            f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            for f in dataclasses.fields(self)
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        }
-        then = {name: saved.get(name, defaults.get(name)) for name in RECIPE_FIELDS}
+        mine, then = self.to_dict(), self.with_defaults(saved)
         return [
-            f"{name}: {then[name]!r} -> {mine[name]!r}"
+            f"{name}: {then.get(name)!r} -> {mine[name]!r}"
             for name in RECIPE_FIELDS
-            if _normal(then[name]) != _normal(mine[name])
+            if _normal(then.get(name)) != _normal(mine[name])
         ]
+
+    @classmethod
+    def with_defaults(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """``saved`` (a :meth:`to_dict` of any version) with the fields it predates at their defaults:
+        a run recorded before a field existed was made with its default."""
+        out = dict(saved)
+        for f in dataclasses.fields(cls):
+            if f.name in out:
+                continue
+            if f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+            elif f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+        return out
 
     def replace(self, **changes: Any) -> TrainSettings:
         return dataclasses.replace(self, **changes)

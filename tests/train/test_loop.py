@@ -141,6 +141,9 @@ def test_normalization_by_name_reaches_the_checkpoint_and_binds_a_resume(
     s = tiny_settings(tmp_path / "cifar", tmp_path / "out", epochs=1, val_split=0.0, normalize=normalize)
     result = train(s, progress=False)
     pre = load_model(result.last).meta.preprocessing
+    recorded = json.loads(result.metrics_json.read_text())
+    assert recorded["settings"]["normalize"] == normalize
+    assert recorded["normalization"] == {"mean": list(pre.mean), "std": list(pre.std)}
     if normalize == "imagenet":
         assert (pre.mean, pre.std) == (IMAGENET_MEAN, IMAGENET_STD)
     else:  # the statistics of these random images, nothing published
