@@ -196,6 +196,30 @@ def test_bad_batch_is_a_usage_error(backend: Backend, batch: Any, match: str) ->
         runner.infer(batch)
 
 
+def test_a_batch_of_the_shape_just_accepted_is_still_checked(backend: Backend) -> None:
+    """The runner skips its checks for a batch like the last one it accepted (float32,
+    contiguous, same shape): another dtype, layout or kind of array of that shape must not ride
+    on that shortcut."""
+    _, contract, runner = backend
+    x = _images(2, seed=5)
+    with runner:
+        expected = runner.infer(x)
+        scale = max(1.0, float(np.abs(expected).max()))
+        tol = contract.rtol * scale
+        np.testing.assert_allclose(runner.infer(x.astype(np.float64)), expected, rtol=0, atol=tol)
+        strided = np.empty((2, 3, 32, 64), np.float32)[..., ::2]
+        strided[...] = x
+        assert strided.shape == x.shape and not strided.flags.c_contiguous
+        np.testing.assert_allclose(runner.infer(strided), expected, rtol=0, atol=tol)
+        with pytest.raises(UsageError, match="floats"):
+            runner.infer(x.astype(np.int64))
+        runner.deactivate()
+        runner.activate()
+        with pytest.raises(UsageError, match="does not fit"):
+            runner.infer(np.zeros((2, 4, 32, 32), np.float32))
+        np.testing.assert_allclose(runner.infer(x), expected, rtol=0, atol=tol)
+
+
 def test_deactivate_is_safe_twice(backend: Backend) -> None:
     _, _, runner = backend
     runner.deactivate()  # never activated
