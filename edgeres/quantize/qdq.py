@@ -260,7 +260,44 @@ def _quantize(source: Path, ranges: Ranges, layout: QdqLayout, exclude: tuple[st
         ) from exc
     quantizer.model.topological_sort()
     result: onnx.ModelProto = quantizer.model.model
+    float_outputs(result.graph)
     return result
+
+
+def float_outputs(graph: onnx.GraphProto) -> list[str]:
+    """Drop the QuantizeLinear -> DequantizeLinear pair on each graph output; returns the outputs.
+
+    ONNX Runtime's quantizer quantizes a Gemm's output like any other, so the cpu layout's logits
+    came out on a grid of 256 levels: no kernel runs faster for it, and where the top two classes
+    lie within a step of each other, a one-step difference between two runtimes' rounding (or
+    between INT8 and FP32) decides the class. The producer now writes the output itself.
+    """
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    changed = []
+    for out in graph.output:
+        dq = producers.get(out.name)
+        if dq is None or dq.op_type != "DequantizeLinear" or consumers.get(out.name):
+            continue
+        q = producers.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or len(consumers.get(q.output[0], [])) != 1:
+            continue
+        source = q.input[0]
+        maker = producers.get(source)
+        if maker is None or source in outputs:  # a graph input or another output: leave it
+            continue
+        maker.output[list(maker.output).index(source)] = out.name
+        for node in consumers.get(source, []):
+            if node is not q:
+                node.input[:] = [out.name if name == source else name for name in node.input]
+        graph.node.remove(q)
+        graph.node.remove(dq)
+        changed.append(out.name)
+    return changed
 
 
 def _set_props(model: onnx.ModelProto, original: onnx.ModelProto, info: str) -> None:
