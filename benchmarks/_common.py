@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: Default input size of the models the latency and calibration benchmarks use.
 SIZES = {"resnet18": 224, "resnet34": 224, "resnet50": 224, "resnet101": 224, "resnet20": 32, "resnet56": 32}
@@ -36,3 +38,39 @@ def vm_kb(field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A trained checkpoint's calibration images and the images its training held out."""
+
+    meta: Any  # edgeres.metadata.ModelMeta
+    split: Any  # edgeres.data.holdout.TrainingSplit
+    chosen: Any  # edgeres.quantize.selection's choice: calib_* and eval_indices
+    source: Any
+    classes: Any
+
+    def run(self, runner: Any) -> Any:
+        """``runner``'s EvalResult on the held-out images."""
+        from edgeres.evaluate import evaluate
+
+        return evaluate(
+            runner, self.source, self.chosen.eval_indices, self.meta.preprocessing,
+            progress=False, classes=self.classes,
+        )  # fmt: skip
+
+
+def held_out(checkpoint: Path, data: str, calib_size: int, eval_size: int | None = None) -> HeldOut:
+    """What ``edgeres quantize`` would calibrate on and evaluate on for ``checkpoint`` trained on ``data``."""
+    from edgeres.data import align_labels, open_source
+    from edgeres.data.holdout import TrainingSplit
+    from edgeres.loading import load_model
+    from edgeres.quantize.selection import select_images
+
+    loaded = load_model(checkpoint)
+    split = TrainingSplit.from_checkpoint(loaded.extra)
+    chosen = select_images(data, data, calib_size=calib_size, eval_size=eval_size, split=split)
+    assert chosen.eval_indices is not None
+    source = open_source(data)
+    classes = align_labels(source, loaded.meta.class_names, loaded.meta.num_classes)
+    return HeldOut(loaded.meta, split, chosen, source, classes)

@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import held_out
 
-from edgeres.data import BatchReader, align_labels, open_source
-from edgeres.data.holdout import TrainingSplit
-from edgeres.evaluate import EvalResult, agreement, evaluate
-from edgeres.loading import load_model
-from edgeres.quantize.selection import select_images
+from edgeres.data import BatchReader
+from edgeres.evaluate import agreement
 from edgeres.quantize.workflow import QuantizeOptions, quantize
 from edgeres.runners import OnnxRuntimeRunner, Runner
 from edgeres.sysinfo import collect
@@ -99,20 +97,8 @@ def main() -> None:
     args = parser.parse_args()
     from edgeres.runners.openvino_runner import OpenVinoRunner
 
-    loaded = load_model(args.checkpoint)
-    meta = loaded.meta
-    split = TrainingSplit.from_checkpoint(loaded.extra)
-    chosen = select_images(
-        args.data, args.data, calib_size=args.calib_size, eval_size=args.eval_size, split=split
-    )
-    assert chosen.eval_indices is not None
-    source = open_source(args.data)
-    classes = align_labels(source, meta.class_names, meta.num_classes)
-
-    def run(runner: Runner) -> EvalResult:
-        return evaluate(
-            runner, source, chosen.eval_indices, meta.preprocessing, progress=False, classes=classes
-        )
+    images = held_out(args.checkpoint, args.data, args.calib_size, args.eval_size)
+    meta, split, chosen, run = images.meta, images.split, images.chosen, images.run
 
     def ov(path: Path, hint: str | None = None) -> OpenVinoRunner:
         return OpenVinoRunner(path, threads=args.threads, precision_hint=hint)
