@@ -1,10 +1,10 @@
-"""Which INT8 layout OpenVINO runs fastest: edgeres's two layouts against NNCF's own, per layer.
+"""Which INT8 layout OpenVINO runs fastest: edgeres's layouts against NNCF's own, per layer.
 
 For one model with random weights (``_common.export_random``; default resnet50 at 224) it writes
-edgeres's cpu and tensorrt Q/DQ layouts (calibrated on random batches, as ``latency_int8_cpu.py``
-does) and, where NNCF is installed (``pip install nncf``), NNCF's ``nncf.quantize`` of the model
-OpenVINO reads from the same FP32 ONNX. Then, on OpenVINO's CPU plugin (latency hint,
-``--threads``, f32 inference precision):
+edgeres's Q/DQ layouts (``--layouts``: cpu, openvino and tensorrt; calibrated on random batches,
+as ``latency_int8_cpu.py`` does) and, where NNCF is installed (``pip install nncf``), NNCF's
+``nncf.quantize`` of the model OpenVINO reads from the same FP32 ONNX. Then, on OpenVINO's CPU
+plugin (latency hint, ``--threads``, f32 inference precision):
 
 - **time**: ORT FP32 (spinning off), OpenVINO f32 and every INT8 model, each batch size timed
   interleaved in ``--rounds`` rounds whose order flips every round; best and median ms per
@@ -18,6 +18,7 @@ It prints both tables and writes JSON::
 
     python benchmarks/openvino_layouts.py --out openvino_layouts.json
     python benchmarks/openvino_layouts.py --model resnet20 --batches 1,16
+    python benchmarks/openvino_layouts.py --layouts cpu,openvino
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def main() -> None:
     )
     parser.add_argument("--model", default="resnet50", choices=sorted(SIZES))
     parser.add_argument("--batches", default="1,16")
+    parser.add_argument("--layouts", default="cpu,openvino,tensorrt", help="edgeres's layouts to time")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--block", type=float, default=1.0, help="seconds per model and round")
@@ -162,7 +164,7 @@ def main() -> None:
         ranges = calibrate(fp32, size)
         int8 = {
             f"edgeres {layout}": write_qdq(fp32, ranges, layout, folder / f"{layout}.onnx").path
-            for layout in ("cpu", "tensorrt")
+            for layout in args.layouts.split(",")
         }
         if importlib.util.find_spec("nncf") is not None:
             int8["nncf"] = nncf_model(fp32, size, folder)

@@ -114,7 +114,7 @@ def test_weight_bits(run_cli, resnet20_checkpoint: Path, images: str, tmp_path) 
     r = run_cli("quantize", str(resnet20_checkpoint), "--calib-cache", str(tmp_path / "q.calib.json"),
                 "--target", "tensorrt", "--weight-bits", "7", "-o", str(trt))  # fmt: skip
     assert r.code == 0, r.err
-    assert "note: --weight-bits 7 is for the cpu layout; the tensorrt layout keeps 8-bit" in r.err
+    assert "note: --weight-bits 7 is for the cpu and openvino layouts; the tensorrt layout keeps" in r.err
     r = run_cli("quantize", str(resnet20_checkpoint), "--calib", images, "--weight-bits", "6", "-o", str(out))
     assert r.code == 2 and "'6' is not one of 'auto', '8', '7'" in r.err
 

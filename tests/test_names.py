@@ -94,9 +94,10 @@ def test_auto_means_one_thing_in_quantize_and_in_the_pipeline(
     )
     expected = ("tensorrt",) if tensorrt else ("cpu",)
     assert targets.resolve_targets("auto") == expected
-    assert targets.resolve_targets("all") == ("cpu", "tensorrt")
+    assert targets.resolve_targets("all") == ("cpu", "tensorrt", "openvino")
     assert targets.resolve_targets("cpu") == ("cpu",)
-    with pytest.raises(Exception, match="unknown target 'gpu'; choose one of auto, cpu, tensorrt, all"):
+    unknown = "unknown target 'gpu'; choose one of auto, cpu, tensorrt, openvino, all"
+    with pytest.raises(Exception, match=unknown):
         targets.resolve_targets("gpu")
     # the pipeline's quantize stage plans exactly these layouts
     import edgeres.pipeline.stages as stages

@@ -3,7 +3,8 @@
 A ratio is a row's median latency over the FP32 model's median at the same batch and streams
 (below 1: faster). The FP32 model is the first model whose precision, as edgeres reads it
 from the file (:mod:`edgeres.precision`), is ``fp32``. A caveat marks a figure that says little
-about the model: FP16 timed on a CPU, or a TensorRT-layout INT8 model on ONNX Runtime's CPU.
+about the model: FP16 timed on a CPU, or a TensorRT- or OpenVINO-layout INT8 model on ONNX
+Runtime's CPU.
 """
 
 from __future__ import annotations
@@ -15,10 +16,21 @@ from pathlib import Path
 
 from edgeres.bench.results import BenchResult
 
-__all__ = ["FP16_ON_CPU", "TENSORRT_LAYOUT_ON_CPU", "caveat_for", "fp32_reference", "ratios_to_fp32"]
+__all__ = [
+    "FP16_ON_CPU",
+    "OPENVINO_LAYOUT_ON_ORT",
+    "TENSORRT_LAYOUT_ON_CPU",
+    "caveat_for",
+    "fp32_reference",
+    "ratios_to_fp32",
+]
 
 FP16_ON_CPU = "FP16 on a CPU: no FP16 arithmetic there; CPU time not representative"
 TENSORRT_LAYOUT_ON_CPU = "tensorrt layout: for engines; CPU time not representative"
+OPENVINO_LAYOUT_ON_ORT = (
+    "openvino layout: for OpenVINO; ONNX Runtime runs its residual convolutions in float, "
+    "time not representative"
+)
 
 
 def caveat_for(source: object, backend: str, device: str, precision: str) -> str | None:
@@ -27,8 +39,12 @@ def caveat_for(source: object, backend: str, device: str, precision: str) -> str
         return None
     if "fp16" in precision:
         return FP16_ON_CPU
-    if "int8" in precision and backend == "onnxruntime" and _onnx_target(source) == "tensorrt":
-        return TENSORRT_LAYOUT_ON_CPU
+    if "int8" in precision and backend == "onnxruntime":
+        target = _onnx_target(source)
+        if target == "tensorrt":
+            return TENSORRT_LAYOUT_ON_CPU
+        if target == "openvino":
+            return OPENVINO_LAYOUT_ON_ORT
     return None
 
 

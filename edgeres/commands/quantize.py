@@ -20,7 +20,7 @@ from edgeres.commands.options import (
 )
 from edgeres.errors import UsageError
 from edgeres.quantize.adaround import ROUNDINGS, RoundingSettings
-from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, WEIGHT_BITS_CHOICES
+from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, TARGET_SPECS, WEIGHT_BITS_CHOICES
 from edgeres.runners.registry import AUTO, auto_help, backend_choices
 
 
@@ -55,7 +55,8 @@ def _pct(x: float | None) -> str:
 @target_option(
     default="auto",
     show_default=True,
-    help="Q/DQ layout: tensorrt (engines), cpu (ONNX Runtime int8 kernels), all (both). "
+    help="Q/DQ layout: tensorrt (engines), cpu (ONNX Runtime int8 kernels), openvino (OpenVINO's "
+    "CPU plugin: each residual sum rounded once, as OpenVINO computes it), all (every one). "
     "auto: tensorrt where TensorRT is installed, else cpu.",
 )
 @method_option(
@@ -111,7 +112,7 @@ def _pct(x: float | None) -> str:
     type=click.Choice([str(b) for b in WEIGHT_BITS_CHOICES]),
     default=str(DEFAULT_WEIGHT_BITS),
     show_default=True,
-    help="The cpu layout's weights: 7 bits cannot overflow the int8 kernels of x86 CPUs without "
+    help="The cpu and openvino layouts' weights: 7 bits cannot overflow the int8 kernels of x86 CPUs without "
     "VNNI (AVX2); 8 is exact on CPUs with VNNI or AMX and on Arm. auto: 7 on a CPU like this one "
     "without VNNI, else 8.",
 )
@@ -166,6 +167,7 @@ def quantize_cmd(
       edgeres quantize r20.onnx --calib data/ --exclude /conv1/Conv --exclude '/fc/*'
       edgeres quantize r20.pt --calib data/ --target cpu --weight-bits 8
       edgeres quantize r20.onnx --calib data/ --eval data/ --rounding adaround
+      edgeres quantize r20.pt --calib data/ --target openvino -o r20.int8.openvino.onnx
     """
     from edgeres.quantize.settings import CalibrationSettings
     from edgeres.quantize.targets import target_choice
@@ -213,10 +215,10 @@ def quantize_cmd(
         rounding_settings=RoundingSettings(iterations=rounding_iterations),
     )
     report = quantize(model, output, options, arch=opts.get("arch"), overrides=overrides_from_options(**opts))
-    if weight_bits != "auto" and all(t.target != "cpu" for t in report.targets):
+    if weight_bits != "auto" and not any(_chooses_bits(t.target) for t in report.targets):
         click.echo(
-            f"note: --weight-bits {weight_bits} is for the cpu layout; the tensorrt layout keeps 8-bit "
-            "weights (TensorRT accumulates in 32 bits)",
+            f"note: --weight-bits {weight_bits} is for the cpu and openvino layouts; the tensorrt layout "
+            "keeps 8-bit weights (TensorRT accumulates in 32 bits)",
             err=True,
         )
     from edgeres.report.tables import signed
@@ -250,8 +252,9 @@ def quantize_cmd(
             click.echo(f"learned rounding ({t.target}): {rounding_summary(t.rounding)}")
     for t in report.targets:
         kept = f"; kept in float: {', '.join(t.excluded_nodes)}" if t.excluded_nodes else ""
-        bits = f", {t.weight_bits}-bit weights" if t.target == "cpu" else ""
-        if t.target == "cpu" and weight_bits == "auto" and t.weight_bits == 7:
+        chooses = _chooses_bits(t.target)
+        bits = f", {t.weight_bits}-bit weights" if chooses else ""
+        if chooses and weight_bits == "auto" and t.weight_bits == 7:
             bits += " (auto: this CPU has no VNNI; --weight-bits 8 for CPUs with VNNI or AMX)"
         click.echo(
             f"wrote {t.path} ({t.target} layout{bits}, {t.num_quantized_nodes} weighted ops in int8{kept})"
@@ -435,3 +438,9 @@ def _eval_runner(loaded: Any, path: str, backend: str, device: str, threads: int
     return make_runner(
         loaded.module if loaded.module is not None else path, backend, device=device, threads=threads
     )
+
+
+def _chooses_bits(target: str) -> bool:
+    """Whether ``--weight-bits`` applies to ``target``'s layout."""
+    spec = TARGET_SPECS.get(target)
+    return spec is not None and spec.chooses_weight_bits

@@ -162,7 +162,7 @@ def cpu_checks(
 
     for target in report.targets:
         name = f"onnxruntime int8 ({target.target})"
-        key = "int8-cpu" if target.target == "cpu" else "int8"
+        key = "int8-cpu" if target.target in ("cpu", "openvino") else "int8"
         progress(f"running the INT8 ONNX for {target.target} on ONNX Runtime")
         try:
             logits = _ort_logits(target.path, ref.inputs)

@@ -47,7 +47,7 @@ FP16_NOT_TIMED = "no GPU: FP16 runs only emulated on CPU"
 class Variant:
     """One model file the pipeline made: fp32, fp16, int8-cpu, int8-tensorrt, engine-fp32, ...
 
-    ``layout`` is the Q/DQ target of an INT8 ONNX (cpu or tensorrt), so that ONNX Runtime
+    ``layout`` is the Q/DQ target of an INT8 ONNX (cpu, tensorrt or openvino), so that ONNX Runtime
     runs it as that target would. ``backend`` is the runtime when it is not the file's own
     (ONNX Runtime for ONNX, TensorRT for engines): ``openvino`` for the OpenVINO variants of
     :mod:`edgeres.pipeline.openvino`.

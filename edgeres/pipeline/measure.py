@@ -165,6 +165,8 @@ def _timed(ctx: Context) -> tuple[list[Variant], list[str]]:
             notes.append(f"fp16 not timed: {FP16_NOT_TIMED}")
         elif v.name == "int8-tensorrt" and "engine-int8" not in ctx.variants:
             notes.append("int8-tensorrt not timed: its layout is for TensorRT")
+        elif v.name == "int8-openvino":
+            notes.append("int8-openvino not timed on ONNX Runtime: its layout is for OpenVINO")
     return timed, [*notes, *openvino_notes]
 
 

@@ -1,12 +1,12 @@
-"""The OpenVINO variants: FP32 and the cpu-layout INT8, evaluated and timed on OpenVINO too.
+"""The OpenVINO variants: FP32 and the cpu- and openvino-layout INT8, run on OpenVINO too.
 
 Where the ``openvino`` package is installed (and ``[openvino] enabled`` is not false), eval
-and bench run ``fp32`` and ``int8-cpu`` a second time, on OpenVINO's CPU device (FP32 with
-the f32 hint, as :mod:`edgeres.runners.openvino_runner` asks for), as the variants
-``fp32-openvino`` and ``int8-cpu-openvino``: the same model files, another runtime. The
-OpenVINO INT8 is compared with the OpenVINO FP32, so its agreement and latency ratio are
-within one runtime. The tensorrt-layout INT8 is left out: OpenVINO runs it inexactly on
-CPUs without VNNI.
+and bench run ``fp32``, ``int8-cpu`` and ``int8-openvino`` a second time, on OpenVINO's CPU
+device (FP32 with the f32 hint, as :mod:`edgeres.runners.openvino_runner` asks for), as the
+variants ``fp32-openvino``, ``int8-cpu-openvino`` and ``int8-openvino-openvino``: the same
+model files, another runtime. The OpenVINO INT8 is compared with the OpenVINO FP32, so its
+agreement and latency ratio are within one runtime. The tensorrt-layout INT8 is left out:
+OpenVINO runs it inexactly on CPUs without VNNI.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ __all__ = ["OPENVINO", "OPENVINO_OF", "fp32_of", "openvino_identity", "openvino_
 #: The backend (edgeres.runners.registry) these variants run on.
 OPENVINO = "openvino"
 #: The variants also run on OpenVINO -> the name of their OpenVINO variant, in the order run.
-OPENVINO_OF: dict[str, str] = {"fp32": f"fp32-{OPENVINO}", "int8-cpu": f"int8-cpu-{OPENVINO}"}
+OPENVINO_OF: dict[str, str] = {
+    base: f"{base}-{OPENVINO}" for base in ("fp32", "int8-cpu", f"int8-{OPENVINO}")
+}
 
 
 def _unavailable() -> str | None:

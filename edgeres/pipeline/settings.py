@@ -118,7 +118,7 @@ class QuantizeSettings:
     """``edgeres quantize``: method, calibration size and batch, targets, accuracy budget.
 
     ``target`` as for ``edgeres quantize`` (see :mod:`edgeres.quantize.targets`): "auto" is
-    tensorrt where TensorRT is installed, else cpu; "all" writes both layouts. The pipeline
+    tensorrt where TensorRT is installed, else cpu; "all" writes every layout. The pipeline
     evaluates a tensorrt-layout model on ONNX Runtime as well as building its engine.
     """
 

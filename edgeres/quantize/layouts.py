@@ -1,6 +1,6 @@
 """Where Q/DQ pairs go and what they hold, per target: the settings handed to ONNX Runtime's QDQQuantizer.
 
-Two layouts come from one calibration:
+Three layouts come from one calibration:
 
 ``tensorrt``
     TensorRT's explicit-quantization form, as NVIDIA's Model Optimizer configures ONNX Runtime:
@@ -13,6 +13,12 @@ Two layouts come from one calibration:
     ONNX Runtime's own QDQ layout for x86/Arm CPUs (uint8 asymmetric activations, int8
     symmetric per-channel weights, every op type ORT can quantize), which its graph optimizer
     turns into QLinearConv/QLinearAdd/QGemm kernels end to end.
+
+``openvino``
+    The cpu layout without the Q/DQ pair between a residual Add and the convolution on its main
+    branch: OpenVINO fuses the sum into that convolution and rounds once, so this file says what
+    OpenVINO computes and ONNX Runtime reproduces it (running those convolutions in float, so
+    its CPU time on ONNX Runtime means little).
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class QdqLayout:
     ``QDQQuantizer`` as they are. ``runtime`` is what the model is for: "onnxruntime" or
     "tensorrt". ``reduce_range`` is ONNX Runtime's 7-bit weight option (weights in -64..63):
     the int16 pair sums of u8s8 kernels on x86 CPUs without VNNI cannot overflow then.
+    ``fused_sums`` drops the Q/DQ pair between each residual Add and the convolution on its main
+    branch (see :func:`~edgeres.quantize.qdq_passes.sums_rounded_once`).
     """
 
     name: str
@@ -69,8 +77,9 @@ class QdqLayout:
     op_types: tuple[str, ...] | None = None
     residual_only_adds: bool = False
     extra_options: Mapping[str, Any] = field(default_factory=dict)
-    runtime: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
+    runtime: Literal["onnxruntime", "tensorrt", "openvino"] = "onnxruntime"
     reduce_range: bool = False
+    fused_sums: bool = False
 
     def resolved_op_types(self) -> tuple[str, ...]:
         return self.op_types if self.op_types is not None else default_cpu_op_types()
@@ -92,11 +101,15 @@ class QdqLayout:
             "weight_symmetric": bool(self.quantizer_options()["WeightSymmetric"]),
             "op_types": list(self.resolved_op_types()),
             "residual_add_inputs_only": self.residual_only_adds,
+            "residual_sums_rounded_once": self.fused_sums,
             "weight_bits": 7 if self.reduce_range else 8,
         }
 
 
 _TRT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+_CPU = QdqLayout(
+    name="cpu", activation_type="QUInt8", weight_type="QInt8", per_channel=True, activation_symmetric=False
+)
 
 LAYOUTS: dict[str, QdqLayout] = {
     "tensorrt": QdqLayout(
@@ -117,26 +130,21 @@ LAYOUTS: dict[str, QdqLayout] = {
         },
         runtime="tensorrt",
     ),
-    "cpu": QdqLayout(
-        name="cpu",
-        activation_type="QUInt8",
-        weight_type="QInt8",
-        per_channel=True,
-        activation_symmetric=False,
-    ),
+    "cpu": _CPU,
+    "openvino": replace(_CPU, name="openvino", runtime="openvino", fused_sums=True),
 }
 
 
 def layout_for(target: str, bits: WeightBits = 8) -> QdqLayout:
-    """``target``'s layout with ``bits``-bit weights (7 only for the cpu layout: see :data:`WeightBits`)."""
+    """``target``'s layout with ``bits``-bit weights (7 for the CPU layouts only: see :data:`WeightBits`)."""
     layout = LAYOUTS.get(target)
     if layout is None:
         raise UsageError(f"unknown quantization target '{target}'; choose one of {', '.join(LAYOUTS)}")
     if bits == 8:
         return layout
-    if bits != 7 or layout.runtime != "onnxruntime":
+    if bits != 7 or layout.runtime == "tensorrt":
         raise UsageError(
-            f"the {target} layout has 8-bit weights only; 7-bit weights are for the cpu layout"
+            f"the {target} layout has 8-bit weights only; 7-bit weights are for the cpu and openvino layouts"
             if bits == 7
             else f"weight bits must be 8 or 7, got {bits!r}"
         )

@@ -38,6 +38,7 @@ from edgeres.quantize.layouts import (
     requantized_on_cpu,
     residual_adds,
 )
+from edgeres.quantize.qdq_passes import float_outputs, sums_rounded_once
 from edgeres.quantize.ranges import Ranges
 from edgeres.quantize.targets import WeightBits
 
@@ -243,8 +244,9 @@ def _quantize(source: Path, ranges: Ranges, layout: QdqLayout, exclude: tuple[st
         list(layout.resolved_op_types()),
         layout.quantizer_options(),
     )
+    adds = residual_adds(model.graph) if layout.residual_only_adds or layout.fused_sums else []
     if layout.residual_only_adds:
-        for add in residual_adds(model.graph):
+        for add in adds:
             if add.add not in exclude and add.conv not in exclude:
                 quantizer.quantize_activation_tensor(add.residual)
     try:
@@ -261,43 +263,9 @@ def _quantize(source: Path, ranges: Ranges, layout: QdqLayout, exclude: tuple[st
     quantizer.model.topological_sort()
     result: onnx.ModelProto = quantizer.model.model
     float_outputs(result.graph)
+    if layout.fused_sums:
+        sums_rounded_once(result.graph, [a for a in adds if a.add not in exclude and a.conv not in exclude])
     return result
-
-
-def float_outputs(graph: onnx.GraphProto) -> list[str]:
-    """Drop the QuantizeLinear -> DequantizeLinear pair on each graph output; returns the outputs.
-
-    ONNX Runtime's quantizer quantizes a Gemm's output like any other, so the cpu layout's logits
-    came out on a grid of 256 levels: no kernel runs faster for it, and where the top two classes
-    lie within a step of each other, a one-step difference between two runtimes' rounding (or
-    between INT8 and FP32) decides the class. The producer now writes the output itself.
-    """
-    producers = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    outputs = {o.name for o in graph.output}
-    changed = []
-    for out in graph.output:
-        dq = producers.get(out.name)
-        if dq is None or dq.op_type != "DequantizeLinear" or consumers.get(out.name):
-            continue
-        q = producers.get(dq.input[0])
-        if q is None or q.op_type != "QuantizeLinear" or len(consumers.get(q.output[0], [])) != 1:
-            continue
-        source = q.input[0]
-        maker = producers.get(source)
-        if maker is None or source in outputs:  # a graph input or another output: leave it
-            continue
-        maker.output[list(maker.output).index(source)] = out.name
-        for node in consumers.get(source, []):
-            if node is not q:
-                node.input[:] = [out.name if name == source else name for name in node.input]
-        graph.node.remove(q)
-        graph.node.remove(dq)
-        changed.append(out.name)
-    return changed
 
 
 def _set_props(model: onnx.ModelProto, original: onnx.ModelProto, info: str) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "TargetSpec",
     "WeightBits",
     "WeightBitsChoice",
+    "bits_for",
     "default_target",
     "faithful_to",
     "resolve_targets",
@@ -33,8 +34,8 @@ __all__ = [
     "weight_bits",
 ]
 
-Target = Literal["cpu", "tensorrt"]
-TargetChoice = Literal["auto", "cpu", "tensorrt", "all"]
+Target = Literal["cpu", "tensorrt", "openvino"]
+TargetChoice = Literal["auto", "cpu", "tensorrt", "openvino", "all"]
 TARGETS: tuple[Target, ...] = get_args(Target)
 TARGET_CHOICES: tuple[TargetChoice, ...] = get_args(TargetChoice)
 
@@ -58,22 +59,37 @@ class TargetSpec:
     ``ort_disabled_optimizers`` are ONNX Runtime graph optimizers to turn off when a CPU runs the
     model in place of ``runtime`` (evaluation, ``--max-drop``, ``--method auto``): ORT's
     WeightBiasQuantization quantizes a float Conv that sits between Q/DQ pairs (one kept in float
-    by ``--max-drop``); TensorRT keeps it float, ORT's CPU provider does not.
+    by ``--max-drop``); TensorRT and OpenVINO keep it float, ORT's CPU provider does not.
+    ``chooses_weight_bits``: ``--weight-bits`` applies (the runtime runs u8 x s8 products on x86
+    CPUs, which saturate in int16 pairs without VNNI); the others have 8-bit weights.
     """
 
     name: Target
     runtime: str
     summary: str
     ort_disabled_optimizers: tuple[str, ...] = ()
+    chooses_weight_bits: bool = False
 
 
 TARGET_SPECS: dict[str, TargetSpec] = {
-    "cpu": TargetSpec("cpu", "onnxruntime", "ONNX Runtime's int8 CPU kernels (u8 activations, s8 weights)"),
+    "cpu": TargetSpec(
+        "cpu",
+        "onnxruntime",
+        "ONNX Runtime's int8 CPU kernels (u8 activations, s8 weights)",
+        chooses_weight_bits=True,
+    ),
     "tensorrt": TargetSpec(
         "tensorrt",
         "tensorrt",
         "TensorRT engines (symmetric s8, per-channel weights)",
         ort_disabled_optimizers=("WeightBiasQuantization",),
+    ),
+    "openvino": TargetSpec(
+        "openvino",
+        "openvino",
+        "OpenVINO's int8 CPU kernels (the cpu format; each residual sum rounded once, as OpenVINO fuses it)",
+        ort_disabled_optimizers=("WeightBiasQuantization",),
+        chooses_weight_bits=True,
     ),
 }
 
@@ -111,6 +127,12 @@ def weight_bits(value: object) -> WeightBitsChoice:
         ):
             return choice
     raise UsageError(f"weight bits must be auto, 8 or 7, got {value!r}")
+
+
+def bits_for(target: str, choice: WeightBitsChoice) -> WeightBits:
+    """The weight bits ``target``'s model gets for ``--weight-bits choice``: 8 where it has no choice."""
+    spec = TARGET_SPECS.get(target)
+    return resolve_weight_bits(choice) if spec is not None and spec.chooses_weight_bits else 8
 
 
 def resolve_weight_bits(choice: WeightBitsChoice) -> WeightBits:

@@ -46,7 +46,8 @@ class TuningOptions:
     #: Top-1 points the INT8 model may lose, for :func:`keep_sensitive_in_float`.
     max_drop: float | None = None
     progress: bool = False
-    #: Weight bits of the cpu layout's candidates (see :data:`~edgeres.quantize.targets.WeightBits`).
+    #: Weight bits of the candidates of the layouts that choose them
+    #: (see :data:`~edgeres.quantize.targets.WeightBits`).
     weight_bits: WeightBits = 8
 
 
@@ -84,7 +85,9 @@ class _Tuner:
 
         self.count += 1
         path = Path(self.tmp.name) / f"candidate{self.count}.onnx"
-        bits = self.opts.weight_bits if target == "cpu" else 8
+        from edgeres.quantize.targets import bits_for
+
+        bits = bits_for(target, self.opts.weight_bits)
         write_qdq(fp32, ranges, target, path, exclude_nodes=exclude, weight_bits=bits)
         result = self.run(path, target)
         path.unlink()

@@ -30,6 +30,7 @@ from edgeres.quantize.targets import (
     TargetChoice,
     WeightBits,
     WeightBitsChoice,
+    bits_for,
     default_target,
     faithful_to,
     resolve_targets,
@@ -308,7 +309,7 @@ def write_targets(
             "cache": calibration.cache.name,
         }
         exclude = manual
-        bits: WeightBits = resolve_weight_bits(opts.weight_bits) if target == "cpu" else 8
+        bits: WeightBits = bits_for(target, opts.weight_bits)
         sensitivity: dict[str, float] = {}
         if opts.max_drop is not None and selection is not None:
             from edgeres.quantize.tuning import keep_sensitive_in_float

@@ -141,7 +141,7 @@ class RoundingRecord:
 
 @dataclass(frozen=True)
 class TargetRecord:
-    """One INT8 model: its layout (cpu, tensorrt), file, what stayed float, and its accuracy."""
+    """One INT8 model: its layout (cpu, tensorrt, openvino), file, what stayed float, and its accuracy."""
 
     target: str
     path: str

@@ -6,8 +6,9 @@ backend and device; a drop is FP32's top-1 minus the variant's, in points, on th
 images when a file measured both (eval --compare, quantize --eval).
 
 A row whose time means little gets a caveat and no ratio: FP16 timed on a CPU, and an INT8
-model quantized for TensorRT's layout timed on a CPU. Results of different architectures
-are refused: a report compares the variants of one model.
+model quantized for TensorRT's layout timed on a CPU (or for OpenVINO's timed on ONNX
+Runtime). Results of different architectures are refused: a report compares the variants of
+one model.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from edgeres.bench.compare import FP16_ON_CPU, TENSORRT_LAYOUT_ON_CPU
+from edgeres.bench.compare import FP16_ON_CPU, OPENVINO_LAYOUT_ON_ORT, TENSORRT_LAYOUT_ON_CPU
 from edgeres.errors import UsageError
 from edgeres.report.data import (
     Accuracy,
@@ -102,6 +103,8 @@ def caveat(precision: str, target: str | None, row: Latency) -> str | None:
         return FP16_ON_CPU
     if precision.startswith("int8") and target == "tensorrt":
         return TENSORRT_LAYOUT_ON_CPU
+    if precision.startswith("int8") and target == "openvino" and row.backend == "onnxruntime":
+        return OPENVINO_LAYOUT_ON_ORT
     return None
 
 

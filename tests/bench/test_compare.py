@@ -10,6 +10,7 @@ import pytest
 from edgeres.bench import BenchResult
 from edgeres.bench.compare import (
     FP16_ON_CPU,
+    OPENVINO_LAYOUT_ON_ORT,
     TENSORRT_LAYOUT_ON_CPU,
     caveat_for,
     fp32_reference,
@@ -70,6 +71,9 @@ def test_caveats(tmp_path: Path) -> None:
     assert caveat_for(trt, "onnxruntime", "cpu", "int8") == TENSORRT_LAYOUT_ON_CPU
     assert caveat_for(trt, "onnxruntime", "cuda", "int8") is None  # on a GPU the layout is the right one
     assert caveat_for(cpu, "onnxruntime", "cpu", "int8") is None
+    ov = _onnx_with_target(tmp_path / "m.int8.openvino.onnx", "openvino")
+    assert caveat_for(ov, "onnxruntime", "cpu", "int8") == OPENVINO_LAYOUT_ON_ORT
+    assert caveat_for(ov, "openvino", "cpu", "int8") is None  # on OpenVINO the layout is the right one
     assert caveat_for(plain, "onnxruntime", "cpu", "int8") is None
     assert caveat_for(plain, "onnxruntime", "cpu", "fp16") == FP16_ON_CPU
     assert caveat_for(plain, "onnxruntime", "cpu", "int8+fp16") == FP16_ON_CPU

@@ -219,6 +219,26 @@ def test_openvino_runs_fp32_and_the_cpu_int8_compared_within_openvino(
     assert sum("| openvino/cpu |" in x for x in result.report.markdown.read_text().splitlines()) == 2
 
 
+def test_the_openvino_layout_is_evaluated_on_both_runtimes_and_timed_on_openvino(
+    digits_checkpoint: Path, fast_config, tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    from edgeres.pipeline import run_pipeline
+
+    config = fast_config.override("quantize", target="openvino").override("openvino", enabled=True)
+    out = tmp_path / "out"
+    result = run_pipeline(digits_checkpoint, out, config, calib="digits", progress=False)
+    on_ort = json.loads((out / "eval_int8-openvino.json").read_text())
+    on_ov = json.loads((out / "eval_int8-openvino-openvino.json").read_text())
+    assert (on_ort["backend"], on_ov["backend"]) == ("onnxruntime", "openvino")
+    assert on_ort["model"] == on_ov["model"] == "model.int8.openvino.onnx"
+    assert on_ov["reference"]["backend"] == "openvino"  # against OpenVINO's FP32
+    timed = {(r["model"], r["backend"]) for r in json.loads((out / "bench.json").read_text())["results"]}
+    assert ("model.int8.openvino.onnx", "openvino") in timed
+    assert ("model.int8.openvino.onnx", "onnxruntime") not in timed
+    assert "int8-openvino not timed on ONNX Runtime: its layout is for OpenVINO" in result["bench"].reason
+
+
 def test_openvino_off_then_on_reruns_only_eval_bench_and_report(
     openvino_run: tuple[Path, PipelineResult], digits_checkpoint: Path, tmp_path: Path
 ) -> None:

@@ -230,7 +230,7 @@ def test_seven_bit_weights_use_levels_minus_64_to_64_and_keep_the_activations(
     assert json.loads(meta["edgeres.quantization"])["layout"]["weight_bits"] == 7
 
 
-def test_seven_bit_weights_are_for_the_cpu_layout_only(
+def test_seven_bit_weights_are_for_the_cpu_layouts_only(
     fp32_and_ranges: tuple[Path, Ranges], tmp_path: Path
 ) -> None:
     from edgeres.errors import UsageError
@@ -241,3 +241,10 @@ def test_seven_bit_weights_are_for_the_cpu_layout_only(
     with pytest.raises(UsageError, match="weight bits must be 8 or 7, got 6"):
         write_qdq(fp32, ranges, "cpu", tmp_path / "c.onnx", weight_bits=6)  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())
+    seven = write_qdq(fp32, ranges, "openvino", tmp_path / "o.onnx", weight_bits=7).path
+    weights = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(seven)).graph.initializer
+        if t.data_type == TensorProto.INT8 and len(t.dims) == 4
+    ]
+    assert weights and max(int(np.abs(w).max()) for w in weights) <= 64

@@ -176,9 +176,12 @@ def test_which_runs_get_the_caveat(
 
 def test_auto_is_seven_exactly_where_this_cpu_saturates() -> None:
     from edgeres.errors import UsageError
-    from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, resolve_weight_bits, weight_bits
+    from edgeres.quantize.targets import DEFAULT_WEIGHT_BITS, bits_for, resolve_weight_bits, weight_bits
 
     assert DEFAULT_WEIGHT_BITS == "auto"
+    assert bits_for("tensorrt", 7) == bits_for("tensorrt", "auto") == 8
+    assert bits_for("cpu", "auto") == bits_for("openvino", "auto") == resolve_weight_bits("auto")
+    assert (bits_for("openvino", 7), bits_for("cpu", 7), bits_for("openvino", 8)) == (7, 7, 8)
     assert resolve_weight_bits("auto") == (7 if int8_pairs_saturate() else 8)
     assert (resolve_weight_bits(8), resolve_weight_bits(7)) == (8, 7)
     assert [weight_bits(v) for v in ("auto", "AUTO", " 8", "7", 8, 7)] == ["auto", "auto", 8, 7, 8, 7]

@@ -62,7 +62,7 @@ def test_selection_reuses_the_training_split(npz_data: str) -> None:
 
 
 def test_targets_and_output_names() -> None:
-    assert resolve_targets("all") == ("cpu", "tensorrt")
+    assert resolve_targets("all") == ("cpu", "tensorrt", "openvino")
     assert resolve_targets("auto") in (("cpu",), ("tensorrt",))
     paths = output_paths(Path("m.pt"), Path("out/q.onnx"), ("cpu", "tensorrt"))
     assert paths == {"cpu": Path("out/q.cpu.onnx"), "tensorrt": Path("out/q.tensorrt.onnx")}
@@ -73,12 +73,12 @@ def test_targets_and_output_names() -> None:
     assert output_paths(Path("d/m.pt"), Path("q.onnx"), ("cpu",)) == {"cpu": Path("q.onnx")}
 
 
-def test_quantize_writes_both_targets_and_reuses_its_cache(
+def test_quantize_writes_every_target_and_reuses_its_cache(
     resnet20_checkpoint: Path, npz_data: str, tmp_path: Path
 ) -> None:
     opts = QuantizeOptions(calib=npz_data, target="all", calib_size=64, eval_data=npz_data, progress=False)
     report = quantize(resnet20_checkpoint, tmp_path / "q.onnx", opts)
-    assert [t.target for t in report.targets] == ["cpu", "tensorrt"]
+    assert [t.target for t in report.targets] == ["cpu", "tensorrt", "openvino"]
     assert report.fp32_onnx == tmp_path / "resnet20.fp32.onnx" and report.fp32_onnx.exists()
     assert report.cache == tmp_path / "q.calib.json" and report.calib_images == 64
     assert report.eval_images == 30  # 10% held out of 300

@@ -13,7 +13,7 @@ import pytest
 from edgeres.errors import UsageError
 from edgeres.report import load_results, summary_table
 from edgeres.report.changes import TOP_CLASSES
-from edgeres.report.combine import FP16_ON_CPU, TENSORRT_LAYOUT_ON_CPU
+from edgeres.report.combine import FP16_ON_CPU, OPENVINO_LAYOUT_ON_ORT, TENSORRT_LAYOUT_ON_CPU
 from edgeres.report.markdown import render_markdown
 from edgeres.report.tables import signed
 from edgeres.version import __version__
@@ -38,6 +38,23 @@ def test_the_headline_is_the_median_with_p99_and_ratios_are_of_medians(tmp_path:
     assert "0.449 / 1.347" in text and "0.200 / 0.600 (0.45x)" in text and "0.733" not in text
     md = render_markdown(data).replace("\\", "")
     assert "0.200 / 0.600 (0.45x)" in md and "ratio of medians" in md
+
+
+def test_the_openvino_layout_is_caveated_on_onnx_runtime_only(tmp_path: Path) -> None:
+    rows = [
+        handmade.row("m.onnx", 1, 10.0),
+        handmade.row("m.onnx", 1, 12.0, backend="openvino"),
+        handmade.row("m.int8.openvino.onnx", 1, 20.0, precision="int8"),
+        handmade.row("m.int8.openvino.onnx", 1, 3.0, precision="int8", backend="openvino"),
+    ]
+    made = [{"target": "openvino", "path": "m.int8.openvino.onnx"}]
+    quant = handmade.quantize(tmp_path / "q.json", "m.onnx", made)
+    data = load_results([handmade.bench(tmp_path / "b.json", rows), quant])
+    by = {v.model: v for v in data.variants}
+    on_ort = by["m.int8.openvino.onnx"].latency_at(1, "onnxruntime/cpu")
+    on_ov = by["m.int8.openvino.onnx"].latency_at(1, "openvino/cpu")
+    assert on_ort is not None and on_ort.caveat == OPENVINO_LAYOUT_ON_ORT and on_ort.ratio is None
+    assert on_ov is not None and on_ov.caveat is None and on_ov.ratio == pytest.approx(0.25)
 
 
 def test_fp16_and_the_tensorrt_layout_timed_on_a_cpu_are_caveated_and_get_no_ratio(tmp_path: Path) -> None:
