@@ -321,6 +321,10 @@ def test_batches_of_changing_size_each_get_their_own_answer(models: dict[str, Pa
             got = v.infer(part)
             assert got.shape == (len(part), 10)
         np.testing.assert_array_equal(v.infer(x[2:5]), whole[2:5])
+        # the same shape again and again: each call its own logits, none overwritten by the next
+        kept = [v.infer(x[i : i + 1]) for i in range(5)]
+        for i, logits in enumerate(kept):
+            np.testing.assert_array_equal(logits, whole[i : i + 1])
         y = x.copy()
         first = v.infer(y)
         y[:] = 0  # the caller reuses its buffer
