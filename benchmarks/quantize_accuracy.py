@@ -1,8 +1,8 @@
-"""INT8 against FP32 accuracy with default settings, for trained checkpoints and both targets.
+"""INT8 against FP32 accuracy with default settings, for trained checkpoints and every target.
 
 For each checkpoint this runs `edgeres quantize` as a library call, exactly as the CLI does
-with its defaults (percentile 99.999, 512 class-stratified calibration images, both
-targets), evaluating on the images held out from calibration (the validation split that
+with its defaults (percentile 99.999, 512 class-stratified calibration images, every
+target, or ``--target``), evaluating on the images held out from calibration (the validation split that
 `edgeres train` recorded in the checkpoint). It prints one table and writes JSON::
 
     python benchmarks/quantize_accuracy.py runs/r20/best.pt runs/r56/best.pt \\
@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument("--rounding", choices=("nearest", "adaround", "both"), default="nearest")
     parser.add_argument("--iterations", type=int, default=None, help="Adam steps per layer for adaround.")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--target", choices=("cpu", "tensorrt", "all"), help="[default: all for 8 bits]")
+    parser.add_argument(
+        "--target", choices=("cpu", "tensorrt", "openvino", "all"), help="[default: all for 8 bits]"
+    )
     parser.add_argument("--out", type=Path, help="Write the results as JSON.")
     args = parser.parse_args()
     corrections = {"off": (False,), "on": (True,), "both": (False, True)}[args.bias_correction]
