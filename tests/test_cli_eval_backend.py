@@ -252,3 +252,25 @@ def test_eval_states_the_caveat_exactly_where_this_cpu_saturates(
         assert ("caveat: this CPU has no VNNI" in r.out) is warned, r.out
         assert (record.caveat is not None) is warned
         assert json.loads(js.read_text())["caveat"] == record.caveat
+
+
+def test_a_cpu_layout_model_on_openvino_gets_a_note_the_openvino_layout_does_not(
+    run_cli, model: Model, tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino", reason="OpenVINO not installed (pip install edgeres[openvino])")
+    from edgeres.quantize.targets import layout_note
+
+    out = tmp_path / "q.onnx"
+    r = run_cli("quantize", str(model.onnx), "--calib", model.data, "--target", "all", "--calib-size", "16",
+                "-o", str(out), "--no-bias-correction")  # fmt: skip
+    assert r.code == 0, r.err
+    notes = {}
+    for layout in ("cpu", "openvino"):
+        for backend in ("openvino", "onnxruntime"):
+            path = str(tmp_path / f"q.{layout}.onnx")
+            r = run_cli("eval", path, "--data", model.data, "--backend", backend, "--no-progress")
+            assert r.code == 0, r.err
+            notes[layout, backend] = [line for line in r.err.splitlines() if line.startswith("note: ")]
+    assert notes.pop(("cpu", "openvino")) == [f"note: {layout_note('cpu', 'openvino')}"]
+    assert notes == {k: [] for k in notes}
+    assert layout_note("tensorrt", "openvino") is None and layout_note(None, "openvino") is None

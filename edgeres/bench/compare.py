@@ -22,6 +22,7 @@ __all__ = [
     "TENSORRT_LAYOUT_ON_CPU",
     "caveat_for",
     "fp32_reference",
+    "onnx_target",
     "ratios_to_fp32",
 ]
 
@@ -40,7 +41,7 @@ def caveat_for(source: object, backend: str, device: str, precision: str) -> str
     if "fp16" in precision:
         return FP16_ON_CPU
     if "int8" in precision and backend == "onnxruntime":
-        target = _onnx_target(source)
+        target = onnx_target(source)
         if target == "tensorrt":
             return TENSORRT_LAYOUT_ON_CPU
         if target == "openvino":
@@ -48,7 +49,7 @@ def caveat_for(source: object, backend: str, device: str, precision: str) -> str
     return None
 
 
-def _onnx_target(source: object) -> str | None:
+def onnx_target(source: object) -> str | None:
     """The Q/DQ layout ``edgeres quantize`` recorded in the model (``edgeres.quantization``'s target)."""
     if not isinstance(source, (str, os.PathLike)) or Path(source).suffix.lower() != ".onnx":
         return None

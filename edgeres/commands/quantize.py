@@ -391,6 +391,12 @@ def eval_cmd(
         caveat = saturation_caveat(model, runner.name, runner.device)
         if caveat:
             click.echo(f"caveat: {caveat}")
+        from edgeres.bench.compare import onnx_target
+        from edgeres.quantize.targets import layout_note
+
+        note = layout_note(onnx_target(model), runner.name)
+        if note:
+            click.echo(f"note: {note}", err=True)
         reference = None
         if compare and ref_loaded is not None and ref_runner is not None:
             ref_meta = ref_loaded.meta

@@ -28,6 +28,7 @@ __all__ = [
     "bits_for",
     "default_target",
     "faithful_to",
+    "layout_note",
     "resolve_targets",
     "resolve_weight_bits",
     "target_choice",
@@ -147,6 +148,18 @@ def resolve_weight_bits(choice: WeightBitsChoice) -> WeightBits:
     if choice == 8:
         return 8
     raise UsageError(f"weight bits must be auto, 8 or 7, got {choice!r}")
+
+
+def layout_note(target: str | None, backend: str) -> str | None:
+    """What to know when ``target``'s model runs on ``backend``, where its classes can differ
+    from those the file's graph gives (None: the runtime computes the graph as written)."""
+    if target == "cpu" and backend == "openvino":
+        return (
+            "a cpu-layout model on OpenVINO: OpenVINO rounds each residual sum once where the file "
+            "rounds twice, so a few classes differ from ONNX Runtime's; `edgeres quantize --target "
+            "openvino` writes the layout OpenVINO computes as written"
+        )
+    return None
 
 
 def faithful_to(target: str) -> tuple[str, ...]:
