@@ -18,7 +18,7 @@ import pytest
 from edgeres.errors import EdgeresError
 from tests.quantize.conftest import FragileModel
 
-TARGETS = ("cpu", "tensorrt")
+TARGETS = ("cpu", "tensorrt", "openvino")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.quantize.conftest import FragileModel
 
-TARGETS = ("cpu", "tensorrt")
+TARGETS = ("cpu", "tensorrt", "openvino")
 FAST = {"iterations": 60, "batch": 256, "memory_mb": 8}
 
 
