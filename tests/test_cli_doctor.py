@@ -54,7 +54,13 @@ def test_doctor_runs_the_cpu_round_trip_and_says_what_to_install(
     assert (record["kind"], record["schema"], record["ok"]) == ("doctor", 1, True)
     checks = {c["name"]: c for c in record["checks"]}
     assert checks["tensorrt"]["status"] == "missing" and not checks["tensorrt"]["is_failure"]
-    for name in ("onnxruntime fp32", "onnxruntime int8 (cpu)", "onnxruntime int8 (tensorrt)"):
+    rows = (
+        "onnxruntime fp32",
+        "onnxruntime int8 (cpu)",
+        "onnxruntime int8 (tensorrt)",
+        "onnxruntime int8 (openvino)",
+    )
+    for name in rows:
         c = checks[name]
         assert c["status"] == "ok" and " ok " in _row(r.out, name)
         assert c["min_agreement"] <= c["agreement"] <= 1 and c["latency_ms"] > 0
@@ -71,6 +77,7 @@ def test_doctor_runs_the_cpu_round_trip_and_says_what_to_install(
         "resnet20.fp32.onnx",
         "resnet20.int8.calib.json",
         "resnet20.int8.cpu.onnx",
+        "resnet20.int8.openvino.onnx",
         "resnet20.int8.tensorrt.onnx",
         "resnet20.pt",
     ]

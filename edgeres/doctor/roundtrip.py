@@ -103,6 +103,7 @@ ONNX_ROWS = (
     "quantize int8",
     "onnxruntime int8 (cpu)",
     "onnxruntime int8 (tensorrt)",
+    "onnxruntime int8 (openvino)",
 )
 
 

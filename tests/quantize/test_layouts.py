@@ -30,6 +30,7 @@ def test_what_each_layout_records_in_the_model() -> None:
         "weight_symmetric": True,
         "op_types": ["Conv", "ConvTranspose", "Gemm", "MatMul"],
         "residual_add_inputs_only": True,
+        "residual_sums_rounded_once": False,
         "weight_bits": 8,
     }
     assert LAYOUTS["cpu"].describe() == {
@@ -41,8 +42,12 @@ def test_what_each_layout_records_in_the_model() -> None:
         "weight_symmetric": True,
         "op_types": list(default_cpu_op_types()),
         "residual_add_inputs_only": False,
+        "residual_sums_rounded_once": False,
         "weight_bits": 8,
     }
+    openvino = {**LAYOUTS["cpu"].describe(), "runtime": "openvino", "residual_sums_rounded_once": True}
+    assert LAYOUTS["openvino"].describe() == openvino
+    assert layout_for("openvino", 7).describe() == {**openvino, "weight_bits": 7}
     assert layout_for("cpu", 7).describe() == {**LAYOUTS["cpu"].describe(), "weight_bits": 7}
     assert layout_for("cpu", 7).reduce_range and not LAYOUTS["cpu"].reduce_range
     assert layout_for("tensorrt") is LAYOUTS["tensorrt"] and layout_for("cpu", 8) is LAYOUTS["cpu"]
