@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -95,6 +96,23 @@ def _os_line(exc: OSError) -> str:
     return f"cannot use '{os.fsdecode(path)}': {why}; {hint}"
 
 
+def _end_interrupted(in_process: bool) -> None:
+    """End a command that Ctrl-C stopped, once its cleanup has run: by SIGINT, as Ctrl-C asks.
+
+    A shell shows 130 either way, but only a process that died of SIGINT stops the shell
+    script or loop that ran it. Python itself ends so on an uncaught KeyboardInterrupt, and
+    under ``python -m`` it did so after ``sys.exit(130)`` too whenever the interrupt had landed
+    in code run by ``exec`` (a dataclass being made): two exit statuses for one Ctrl-C.
+    Called in-process (``main([...])``), the caller's process is left alive: exit 130.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not in_process and os.name == "posix":
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn user errors into one line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -110,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        _end_interrupted(in_process=argv is not None)
     except click.UsageError as exc:  # unknown option, missing argument, bad choice: one line, exit 2
         if isinstance(exc, _NO_ARGS_IS_HELP):  # `edgeres` alone: the help, as asked
             exc.show()

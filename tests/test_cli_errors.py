@@ -175,3 +175,56 @@ def test_a_result_with_a_non_finite_number_is_refused(
     assert value in bad.read_text()
     r = run_cli("report", str(bad), "-o", str(tmp_path / "rep"))
     assert r.code == 1 and f"'result.{field}' should be" in r.err and r.err.count("\n") == 1, r.err
+
+
+_INTERRUPTED = """
+import click
+
+from edgeres.cli import cli, main
+
+
+@cli.command("interrupted")
+@click.option("--in-exec", is_flag=True)
+def interrupted(in_exec: bool) -> None:
+    if in_exec:  # as when Ctrl-C lands while a lazy import makes a dataclass
+        exec("raise KeyboardInterrupt")
+    raise KeyboardInterrupt
+
+
+main()
+"""
+
+
+@pytest.mark.parametrize("where", ["", "--in-exec"])
+def test_ctrl_c_ends_the_command_by_sigint_wherever_it_lands(tmp_path: Path, where: str) -> None:
+    """One Ctrl-C, one ending: `aborted`, then death by SIGINT, which a shell shows as 130.
+
+    Under `python -m`, `sys.exit(130)` ended with SIGINT anyway when the interrupt had been
+    raised in code run by exec(), and with 130 otherwise.
+    """
+    import os
+    import signal
+    import sys
+
+    (tmp_path / "interrupting.py").write_text(_INTERRUPTED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    command = [sys.executable, "-m", "interrupting", "interrupted", *([where] if where else [])]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == -signal.SIGINT and done.stderr.rstrip().endswith("aborted"), done.stderr
+    shell = subprocess.run(
+        ["bash", "-c", '"$@"; echo "status $?"', "bash", *command], capture_output=True, text=True, env=env
+    )
+    assert shell.stdout.split()[-2:] == ["status", "130"], shell
+
+
+def test_ctrl_c_in_process_exits_130_and_leaves_the_caller_alive(
+    run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgeres.models
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(edgeres.models, "list_models", interrupted)
+    result = run_cli("models")
+    assert result.code == 130 and result.err.rstrip().endswith("aborted"), result
