@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import click
 
-from edgeres.commands import bench, demo, doctor, engine, export, models, pipeline, quantize, report, train
+from edgeres.commands import (
+    bench,
+    demo,
+    doctor,
+    engine,
+    evaluate,
+    export,
+    models,
+    pipeline,
+    quantize,
+    report,
+    train,
+)
 
 COMMANDS: tuple[click.Command, ...] = (
     models.models_cmd,
@@ -18,7 +30,7 @@ COMMANDS: tuple[click.Command, ...] = (
     export.export_cmd,
     export.calib_set_cmd,
     quantize.quantize_cmd,
-    quantize.eval_cmd,
+    evaluate.eval_cmd,
     engine.build_engine_cmd,
     engine.convert_fp16_cmd,
     bench.bench_cmd,
